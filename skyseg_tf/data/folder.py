@@ -1,0 +1,478 @@
+"""A ``tf.data`` source over a folder of photos and a folder of sky masks.
+
+Images and masks are matched by file name without extension (``a.jpg`` with ``a.png``, or
+``a_mask.png`` with ``mask_suffix="_mask"``). File matching is checked when the dataset is made;
+with ``validate=True`` (the default) image sizes are also read from the file headers, which is
+cheap. Pixels are decoded lazily, with Pillow, when the dataset is iterated: EXIF orientation is
+applied, grayscale, palette, RGBA, CMYK and 16-bit images become RGB ``uint8``, and masks become
+``1`` (sky) / ``0`` (other).
+
+Mask conventions: binary masks holding ``0``/``1`` or ``0``/``255`` (``0``/``65535`` for 16-bit)
+are read as they are; label maps need ``sky_value``, the label (or labels) that means sky, e.g.
+``sky_value=3`` for ADE20K SceneParsing annotations. JPEG masks must be ``0``/``255``; they are
+thresholded at 128 because compression blurs their values.
+
+Example:
+    >>> import tempfile
+    >>> from skyseg_tf.data.synthetic import write_synthetic_folder
+    >>> root = write_synthetic_folder(tempfile.mkdtemp(), num_examples=3, image_size=(32, 32))
+    >>> ds = folder_dataset(root / "images", root / "masks")
+    >>> len(ds), next(iter(ds))["file_name"].numpy()
+    (3, b'synthetic_0_000000.png')
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from skyseg_tf.data import spec
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+MASK_EXTENSIONS = (".png", ".jpg", ".jpeg")
+LOSSY_EXTENSIONS = (".jpg", ".jpeg")
+
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # the ones that swap width and height
+_SHOW = 5  # how many file names an error message lists
+
+
+def find_image_mask_pairs(
+    images_dir: str | os.PathLike,
+    masks_dir: str | os.PathLike,
+    *,
+    image_extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    mask_extensions: Sequence[str] = MASK_EXTENSIONS,
+    mask_suffix: str = "",
+) -> list[tuple[pathlib.Path, pathlib.Path]]:
+    """Lists ``(image, mask)`` file pairs, matched by file name without extension.
+
+    Only the top level of each directory is read; hidden files and files with other extensions
+    (compared case-insensitively) are ignored.
+
+    Args:
+        images_dir: directory of photos.
+        masks_dir: directory of masks; it may be ``images_dir`` when the extensions differ or a
+            ``mask_suffix`` tells masks apart.
+        image_extensions: suffixes of image files, e.g. ``(".jpg",)``.
+        mask_extensions: suffixes of mask files.
+        mask_suffix: what the mask's name adds to the image's: ``"_mask"`` pairs ``a.jpg`` with
+            ``a_mask.png``.
+
+    Returns:
+        The pairs, sorted by image file name.
+
+    Raises:
+        ValueError: for a missing or empty directory, two files with one name, or any image
+            without a mask or mask without an image (the message lists some and how many).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> Image.new("RGB", (4, 4)).save(root / "a.jpg")
+        >>> Image.new("L", (4, 4)).save(root / "a_mask.png")
+        >>> [(i.name, m.name) for i, m in find_image_mask_pairs(root, root, mask_suffix="_mask")]
+        [('a.jpg', 'a_mask.png')]
+    """
+    image_extensions = _check_extensions(image_extensions, "image_extensions")
+    mask_extensions = _check_extensions(mask_extensions, "mask_extensions")
+    if not isinstance(mask_suffix, str):
+        raise TypeError(f"mask_suffix: received {mask_suffix!r}; pass a str such as '_mask' or ''.")
+    images_dir, masks_dir = pathlib.Path(images_dir), pathlib.Path(masks_dir)
+    same_dir = _check_dir(images_dir, "images_dir").resolve() == _check_dir(
+        masks_dir, "masks_dir").resolve()
+    if same_dir and not mask_suffix and set(image_extensions) & set(mask_extensions):
+        raise ValueError(
+            f"images_dir and masks_dir are the same directory ({str(images_dir)!r}) and the "
+            f"extensions {sorted(set(image_extensions) & set(mask_extensions))} are both image and "
+            "mask extensions, so images and masks cannot be told apart. Pass a mask_suffix "
+            "(e.g. mask_suffix='_mask' for 'a_mask.png'), or disjoint extensions (e.g. "
+            "image_extensions=('.jpg',), mask_extensions=('.png',)), or move the masks."
+        )
+    masks = _files_by_stem(masks_dir, mask_extensions, "masks_dir")
+    if same_dir and mask_suffix:
+        masks = {stem: path for stem, path in masks.items() if stem.endswith(mask_suffix)}
+    images = _files_by_stem(
+        images_dir, image_extensions, "images_dir",
+        skip=set(masks.values()) if same_dir else set(),
+    )
+    for name, found, extensions in (("images_dir", images, image_extensions),
+                                    ("masks_dir", masks, mask_extensions)):
+        if not found:
+            directory = images_dir if name == "images_dir" else masks_dir
+            others = sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
+            hint = f" It holds {len(others)} other files, e.g. {others[:3]}." if others else ""
+            raise ValueError(
+                f"{name}: {str(directory)!r} holds no files ending in {', '.join(extensions)}."
+                f"{hint} Point {name} at the right directory or pass "
+                f"{'image' if name == 'images_dir' else 'mask'}_extensions=(...) with the "
+                "suffixes your files use."
+            )
+    wanted = {stem + mask_suffix: stem for stem in images}
+    lonely_images = sorted(images[stem].name for stem in images if stem + mask_suffix not in masks)
+    lonely_masks = sorted(masks[stem].name for stem in masks if stem not in wanted)
+    problems = []
+    if lonely_images:
+        problems.append(
+            f"{len(lonely_images)} of {len(images)} images in {str(images_dir)!r} have no mask in "
+            f"{str(masks_dir)!r}: {_some(lonely_images)}"
+        )
+    if lonely_masks:
+        problems.append(
+            f"{len(lonely_masks)} of {len(masks)} masks in {str(masks_dir)!r} have no image in "
+            f"{str(images_dir)!r}: {_some(lonely_masks)}"
+        )
+    if problems:
+        raise ValueError(
+            "; ".join(problems) + ". Images and masks are matched by file name without extension"
+            f"{f' plus mask_suffix={mask_suffix!r}' if mask_suffix else ''} ('a.jpg' pairs with "
+            f"'a{mask_suffix}.png'). Add or remove the unmatched files, or pass mask_suffix=... "
+            "if every mask's name adds the same ending (e.g. '_mask')."
+        )
+    return sorted(((images[stem], masks[stem + mask_suffix]) for stem in images),
+                  key=lambda pair: pair[0].name)
+
+
+def read_image(path: str | os.PathLike, *, exif_transpose: bool = True) -> np.ndarray:
+    """Reads a photo as an RGB ``uint8`` array ``[H, W, 3]``.
+
+    Grayscale, palette, RGBA (alpha dropped), CMYK and 16-bit images are converted; 16-bit and
+    32-bit grayscale values are scaled from ``[0, 65535]`` to ``[0, 255]``.
+
+    Args:
+        path: the image file.
+        exif_transpose: rotate/flip the pixels as the file's EXIF orientation says, so the array
+            looks the way photo viewers show the file.
+
+    Returns:
+        The pixels.
+
+    Raises:
+        ValueError: if the file cannot be read as an image.
+
+    Example:
+        >>> import tempfile, os
+        >>> from PIL import Image
+        >>> path = os.path.join(tempfile.mkdtemp(), "gray.png")
+        >>> Image.new("L", (5, 4), 7).save(path)
+        >>> read_image(path).shape, int(read_image(path)[0, 0, 0])
+        ((4, 5, 3), 7)
+    """
+    with _open(path, exif_transpose) as image:
+        mode = image.mode
+        if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+            values = np.asarray(image, dtype=np.float64)
+            if mode == "F" and values.size and values.max() <= 1.0:
+                values = values * 255.0
+            elif mode != "F":
+                values = values / 257.0
+            gray = np.clip(np.round(values), 0, 255).astype(np.uint8)
+            return np.repeat(gray[..., None], 3, axis=-1)
+        if mode in ("P", "PA") or (mode == "L" and "transparency" in image.info):
+            image = image.convert("RGBA")
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def read_mask(
+    path: str | os.PathLike,
+    *,
+    sky_value: int | Iterable[int] | None = None,
+    exif_transpose: bool = True,
+) -> np.ndarray:
+    """Reads a sky mask as a ``uint8`` array ``[H, W, 1]`` of ``1`` (sky) and ``0`` (other).
+
+    Args:
+        path: the mask file: a single-channel image (``1``, ``L``, ``P``, 16-bit), or an RGB(A)
+            one whose colour channels are equal.
+        sky_value: ``None`` for binary masks (``0``/``1``, ``0``/``255`` or ``0``/``65535``;
+            JPEG masks are thresholded at 128), or the label or labels that mean sky in a label
+            map (e.g. ``3`` for ADE20K); every other value is "other".
+        exif_transpose: apply the file's EXIF orientation, as :func:`read_image` does.
+
+    Returns:
+        The mask.
+
+    Raises:
+        ValueError: if the file is no image, its channels differ, its values are not binary
+            when ``sky_value`` is ``None`` (the message lists the values found), or
+            ``sky_value`` is given for a JPEG mask.
+
+    Example:
+        >>> import tempfile, os
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> path = os.path.join(tempfile.mkdtemp(), "labels.png")
+        >>> Image.fromarray(np.array([[3, 3], [5, 0]], np.uint8)).save(path)
+        >>> read_mask(path, sky_value=3)[..., 0].tolist()
+        [[1, 1], [0, 0]]
+    """
+    sky_values = _check_sky_value(sky_value)
+    path = pathlib.Path(path)
+    lossy = path.suffix.lower() in LOSSY_EXTENSIONS
+    if lossy and sky_values is not None:
+        raise ValueError(_lossy_label_message([path.name], sky_value))
+    with _open(path, exif_transpose) as image:
+        if image.mode == "1":
+            return np.asarray(image, dtype=np.uint8)[..., None]
+        values = np.asarray(image)
+        mode = image.mode
+    if values.ndim == 3:
+        colour = values[..., :3] if mode in ("RGB", "RGBA", "RGBX") else values[..., :1]
+        if mode not in ("RGB", "RGBA", "RGBX", "LA", "PA", "La"):
+            raise ValueError(
+                f"mask {path.name!r}: Pillow mode {mode!r} is not a mask format; save masks as "
+                "single-channel (grayscale 'L', palette 'P' or 16-bit) PNG files."
+            )
+        if (colour != colour[..., :1]).any():
+            raise ValueError(
+                f"mask {path.name!r} is a colour image whose channels differ; masks must be "
+                "single-channel. If sky is drawn in one colour, convert the file to a 0/255 "
+                "grayscale PNG where sky is 255 (e.g. with numpy: (rgb == sky_rgb).all(-1) * 255)."
+            )
+        values = colour[..., 0]
+    if sky_values is not None:
+        return np.isin(values, sky_values).astype(np.uint8)[..., None]
+    if lossy:
+        return (values >= 128).astype(np.uint8)[..., None]
+    found = np.unique(values)
+    for high in (1, 255, 65535):
+        if np.isin(found, (0, high)).all():
+            return (values == high).astype(np.uint8)[..., None]
+    shown = ", ".join(str(v) for v in found[:12].tolist()) + (", ..." if len(found) > 12 else "")
+    candidates = [v for v in found.tolist() if v != 0][:3]
+    raise ValueError(
+        f"mask {path.name!r} holds {len(found)} distinct values ({shown}); with sky_value=None a "
+        "mask must be binary: 0/1 or 0/255 (0 = other). If it is a label map, pass the label "
+        f"of sky, e.g. sky_value={candidates[0] if candidates else 3} (ADE20K annotations use "
+        "sky_value=3)."
+    )
+
+
+def folder_dataset(
+    images_dir: str | os.PathLike,
+    masks_dir: str | os.PathLike,
+    sky_value: int | Iterable[int] | None = None,
+    image_extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    *,
+    mask_extensions: Sequence[str] = MASK_EXTENSIONS,
+    mask_suffix: str = "",
+    validate: bool = True,
+    exif_transpose: bool = True,
+) -> tf.data.Dataset:
+    """A ``tf.data`` source over a folder of photos and a folder of masks.
+
+    Elements follow :data:`skyseg_tf.data.spec.ELEMENT_SPEC` (``H``, ``W`` vary), in the order
+    of the image file names; ``file_name`` is the image's name. Pairs are found by
+    :func:`find_image_mask_pairs`, pixels are read by :func:`read_image` and :func:`read_mask`
+    when the dataset is iterated. A mask that is not binary or whose size differs from its
+    image's then stops the iteration with a ``tf.errors.InvalidArgumentError`` whose message
+    names the file (``validate=True`` finds size problems up front).
+
+    Args:
+        images_dir: directory of photos (``.jpg``, ``.jpeg``, ``.png`` by default).
+        masks_dir: directory of masks with the same file names (any extension in
+            ``mask_extensions``); may equal ``images_dir``, see :func:`find_image_mask_pairs`.
+        sky_value: ``None`` for binary masks (``0``/``1`` or ``0``/``255``), or the label or
+            labels that mean sky in label-map masks (e.g. ``3`` for ADE20K annotations).
+        image_extensions: suffixes of image files.
+        mask_extensions: suffixes of mask files.
+        mask_suffix: what each mask's name adds to its image's (``"_mask"``: ``a_mask.png``).
+        validate: read every file's header now and raise one ``ValueError`` listing unreadable
+            files and images whose mask has another size. About a millisecond per pair.
+        exif_transpose: apply EXIF orientation to images and masks (photo viewers do).
+
+    Returns:
+        A finite ``tf.data.Dataset`` of dicts with known cardinality.
+
+    Raises:
+        ValueError: for missing or empty directories, unmatched files, bad arguments, a
+            ``sky_value`` with JPEG masks, or (with ``validate``) unreadable files and size
+            mismatches.
+
+    Example:
+        >>> import tempfile
+        >>> from skyseg_tf.data.synthetic import write_synthetic_folder
+        >>> root = write_synthetic_folder(tempfile.mkdtemp(), num_examples=2, image_size=(24, 40))
+        >>> element = next(iter(folder_dataset(root / "images", root / "masks")))
+        >>> element["image"].shape.as_list(), element["segmentation_mask"].dtype.name
+        ([24, 40, 3], 'uint8')
+    """
+    sky_values = _check_sky_value(sky_value)
+    pairs = find_image_mask_pairs(
+        images_dir, masks_dir, image_extensions=image_extensions,
+        mask_extensions=mask_extensions, mask_suffix=mask_suffix,
+    )
+    if sky_values is not None:
+        lossy = [m.name for _, m in pairs if m.suffix.lower() in LOSSY_EXTENSIONS]
+        if lossy:
+            raise ValueError(_lossy_label_message(lossy, sky_value))
+    if validate:
+        _validate_headers(pairs, exif_transpose)
+
+    def load(image_path, mask_path):
+        image_path, mask_path = image_path.decode("utf-8"), mask_path.decode("utf-8")
+        image = read_image(image_path, exif_transpose=exif_transpose)
+        mask = read_mask(mask_path, sky_value=sky_values, exif_transpose=exif_transpose)
+        if image.shape[:2] != mask.shape[:2]:
+            raise ValueError(_size_message([(image_path, image.shape[1::-1], mask_path,
+                                              mask.shape[1::-1])]))
+        element = spec.make_element(image, mask, image_path)
+        return tuple(element[key] for key in _KEYS)
+
+    @tf.autograph.experimental.do_not_convert
+    def to_element(image_path, mask_path):
+        values = tf.numpy_function(
+            load, [image_path, mask_path], [spec.ELEMENT_SPEC[key].dtype for key in _KEYS],
+            stateful=False,
+        )
+        element = dict(zip(_KEYS, values))
+        for key, tensor_spec in spec.ELEMENT_SPEC.items():
+            element[key] = tf.ensure_shape(element[key], tensor_spec.shape)
+        return element
+
+    image_paths = [str(image) for image, _ in pairs]
+    mask_paths = [str(mask) for _, mask in pairs]
+    return tf.data.Dataset.from_tensor_slices((image_paths, mask_paths)).map(
+        to_element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+
+
+_KEYS = (spec.IMAGE_KEY, spec.MASK_KEY, spec.FILE_NAME_KEY, spec.SKY_FRACTION_KEY)
+
+
+def _open(path, exif_transpose):
+    """Opens an image with Pillow (EXIF orientation applied), with an error naming the file."""
+    path = pathlib.Path(path)
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(
+            f"{str(path)!r} cannot be read as an image ({error}). Remove or replace the file."
+        ) from None
+    if exif_transpose:
+        transposed = ImageOps.exif_transpose(image)
+        if transposed is not image:
+            image.close()
+            image = transposed
+    return image
+
+
+def _check_dir(path: pathlib.Path, name: str) -> pathlib.Path:
+    if not path.exists():
+        raise ValueError(f"{name}: {str(path)!r} does not exist. Pass the directory that holds "
+                         f"the {'images' if name == 'images_dir' else 'masks'}.")
+    if not path.is_dir():
+        raise ValueError(f"{name}: {str(path)!r} is a file, not a directory. Pass its directory.")
+    return path
+
+
+def _check_extensions(extensions, name: str) -> tuple[str, ...]:
+    if isinstance(extensions, str) or not extensions or not all(
+            isinstance(e, str) and e.startswith(".") for e in extensions):
+        raise ValueError(
+            f"{name}: received {extensions!r}; pass a tuple of suffixes that start with a dot, "
+            "e.g. ('.jpg', '.png')."
+        )
+    return tuple(e.lower() for e in extensions)
+
+
+def _check_sky_value(sky_value):
+    """Returns ``None`` or a tuple of non-negative ints."""
+    if sky_value is None:
+        return None
+    values = [sky_value] if isinstance(sky_value, (int, np.integer)) else sky_value
+    try:
+        values = tuple(values)
+    except TypeError:
+        values = ()
+    if not values or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 65535
+        for v in values
+    ):
+        raise ValueError(
+            f"sky_value: received {sky_value!r}; pass None for binary 0/1 or 0/255 masks, or the "
+            "sky label of a label-map mask as an int in [0, 65535] (e.g. sky_value=3 for "
+            "ADE20K), or a tuple of such labels."
+        )
+    return tuple(int(v) for v in values)
+
+
+def _files_by_stem(directory, extensions, name, skip=frozenset()):
+    files = {}
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in extensions or path in skip:
+            continue
+        if not path.is_file():
+            continue
+        if path.stem in files:
+            raise ValueError(
+                f"{name}: {files[path.stem].name!r} and {path.name!r} in {str(directory)!r} have "
+                "the same name without extension, so the match is ambiguous. Remove or rename "
+                "one of them."
+            )
+        files[path.stem] = path
+    return files
+
+
+def _some(names):
+    shown = ", ".join(repr(n) for n in names[:_SHOW])
+    return shown + (f" and {len(names) - _SHOW} more" if len(names) > _SHOW else "")
+
+
+def _lossy_label_message(names, sky_value):
+    return (
+        f"sky_value={sky_value!r} needs lossless masks, but {len(names)} masks are JPEG "
+        f"({_some(names)}): JPEG compression changes label values. Save the label maps as PNG, "
+        "or, for 0/255 JPEG masks, pass sky_value=None."
+    )
+
+
+def _size_message(mismatches):
+    lines = [
+        f"{pathlib.Path(image).name!r} is {iw}x{ih} but its mask {pathlib.Path(mask).name!r} is "
+        f"{mw}x{mh}"
+        for image, (iw, ih), mask, (mw, mh) in mismatches[:_SHOW]
+    ]
+    more = f" and {len(mismatches) - _SHOW} more" if len(mismatches) > _SHOW else ""
+    return (
+        f"{len(mismatches)} masks differ in size from their images (width x height): "
+        f"{'; '.join(lines)}{more}. A mask must have its image's size; resize the masks with "
+        "nearest-neighbour interpolation (or re-export them) to match."
+    )
+
+
+def _header_size(path, exif_transpose):
+    """Width and height as displayed, from the file header (no pixel decoding)."""
+    with Image.open(path) as image:
+        width, height = image.size
+        if exif_transpose and image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSING_ORIENTATIONS:
+            width, height = height, width
+    return width, height
+
+
+def _validate_headers(pairs, exif_transpose):
+    unreadable, mismatches = [], []
+    for image_path, mask_path in pairs:
+        sizes = []
+        for path in (image_path, mask_path):
+            try:
+                sizes.append(_header_size(path, exif_transpose))
+            except (UnidentifiedImageError, OSError) as error:
+                unreadable.append((path.name, f"{type(error).__name__}: {error}"))
+        if len(sizes) == 2 and sizes[0] != sizes[1]:
+            mismatches.append((image_path, sizes[0], mask_path, sizes[1]))
+    if unreadable:
+        raise ValueError(
+            f"{len(unreadable)} files cannot be read as images: "
+            f"{_some([name for name, _ in unreadable])} (the first: {unreadable[0][1]}). Remove "
+            "or replace them."
+        )
+    if mismatches:
+        raise ValueError(_size_message(mismatches))

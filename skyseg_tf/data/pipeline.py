@@ -1,0 +1,559 @@
+"""The ``tf.data`` input pipeline: source -> resize or crop -> cache -> shuffle -> augment -> batch.
+
+:func:`load_source` turns a *source spec* into a ``tf.data.Dataset`` of element dicts (see
+:mod:`skyseg_tf.data.spec`); :func:`make_dataset` turns a source spec into batches ready for
+``model.fit``: ``(images float32 [B, h, w, 3] in [0, 255], masks float32 [B, h, w, 1] in {0, 1})``.
+Models take raw RGB; normalisation for the encoder is a layer inside the model.
+
+Source specs
+------------
+=================================================  ==============================================
+spec                                               meaning
+=================================================  ==============================================
+``"synthetic"``                                    rendered scenes (:func:`synthetic_sky`, whose
+                                                   60/20/20 partition gives the splits); keyword
+                                                   arguments ``num_examples`` (all splits),
+                                                   ``image_size`` (render size), ``seed``
+``"ade20k_outdoors_sky"``,                         the TFDS dataset (``tfds.load``); keyword
+``"ade20k_outdoors_sky/<config>"``                 arguments ``data_dir``, ``download`` and the
+                                                   other ``tfds.load`` arguments
+``("folder", images_dir, masks_dir)``              an image folder (:func:`folder_dataset`);
+                                                   keyword arguments go to ``folder_dataset``
+``{"type": "folder", "images": ..., "masks": ...}``  the same as a dict (e.g. from a config file)
+``{"type": "synthetic", ...}``,                    the other kinds as dicts; every key but
+``{"type": "tfds", "name": ..., ...}``             ``type`` is a keyword argument. ``"tfds"`` takes
+                                                   any TFDS name whose elements follow the
+                                                   element contract
+a ``tf.data.Dataset``                              used as it is; its elements must be dicts with
+                                                   ``image`` and ``segmentation_mask``
+=================================================  ==============================================
+
+Example:
+    >>> ds = make_dataset("synthetic", "train", image_size=(64, 64), global_batch_size=4,
+    ...                   num_examples=10, seed=0)
+    >>> images, masks = next(iter(ds))
+    >>> images.shape.as_list(), masks.dtype.name
+    ([4, 64, 64, 3], 'float32')
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import inspect
+import os
+import re
+import warnings
+from typing import Any, Callable, Sequence
+
+import tensorflow as tf
+from tfds_ade20k_outdoors import DATASET_NAME as TFDS_NAME
+
+from skyseg_tf.data.augment import (
+    TFAugment,
+    _check_image_size,
+    albumentations_augment,
+    tf_augment,
+    wrap_albumentations,
+)
+from skyseg_tf.data.folder import folder_dataset
+from skyseg_tf.data.spec import FILE_NAME_KEY, IMAGE_KEY, MASK_KEY, SKY_LABEL
+from skyseg_tf.data.synthetic import synthetic_sky
+
+VALID_SPLITS = ("train", "validation", "test")
+"""Split names; TFDS sources also take slices and sums of them (``"train[:90%]"``)."""
+
+AUGMENT_NAMES = ("tf", "albumentations")
+"""Names accepted by ``make_dataset(augment=...)``; see :mod:`skyseg_tf.data.augment`."""
+
+RESIZE_MODES = ("resize", "crop")
+"""Values of ``make_dataset(resize_mode=...)``."""
+
+DEFAULT_SHUFFLE_BUFFER = 256
+"""Shuffle buffer of :func:`make_dataset`, in elements (about 50 MB at 256 x 256)."""
+
+SIZE_MULTIPLE = 32
+"""Encoders downsample by 32; image sizes that are not multiples of it get a warning."""
+
+_SOURCE_FORMS = (
+    '"synthetic"; '
+    f'"{TFDS_NAME}" or "{TFDS_NAME}/<config>"; '
+    '("folder", images_dir, masks_dir); '
+    '{"type": "folder", "images": images_dir, "masks": masks_dir, ...}; '
+    '{"type": "synthetic", ...}; {"type": "tfds", "name": ..., ...}; '
+    "or a tf.data.Dataset of element dicts"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------------------------
+
+
+def _split_parts(split: Any) -> list[tuple[str, bool]]:
+    """Returns ``[(base_name, is_sliced), ...]`` for a split string, or raises ValueError."""
+    if not isinstance(split, str) or not split.strip():
+        raise ValueError(
+            f"split must be a string, one of {', '.join(map(repr, VALID_SPLITS))} (TFDS sources "
+            f"also take slices such as 'train[:90%]'), received {split!r}."
+        )
+    parts = []
+    for part in split.split("+"):
+        match = re.fullmatch(r"\s*([A-Za-z_]+)\s*(\[.*\])?\s*", part)
+        if match is None or match.group(1) not in VALID_SPLITS:
+            raise ValueError(
+                f"split {split!r} is not valid: each part must be one of "
+                f"{', '.join(map(repr, VALID_SPLITS))}, optionally sliced for TFDS sources "
+                f"('train[:90%]', 'train+validation')."
+            )
+        parts.append((match.group(1), match.group(2) is not None))
+    return parts
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, received {value!r}.")
+    return value
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be None or a non-negative int, received {seed!r}.")
+    return seed
+
+
+def _derive_seed(seed: int | None, stream: int) -> int | None:
+    """A distinct seed per random stream (shuffle, crop, augment), or None."""
+    if seed is None:
+        return None
+    return (seed * 1_000_003 + stream * 0x9E3779B1) % 2**63
+
+
+def _check_element_spec(dataset: tf.data.Dataset, where: str) -> None:
+    spec = dataset.element_spec
+    if not isinstance(spec, collections.abc.Mapping) or not {IMAGE_KEY, MASK_KEY} <= set(spec):
+        raise ValueError(
+            f"{where} must yield dicts with the keys {IMAGE_KEY!r} (uint8 [H, W, 3]) and "
+            f"{MASK_KEY!r} (uint8 [H, W, 1], 1 = sky); received elements of spec {spec!r}. "
+            "See skyseg_tf.data.spec."
+        )
+    for key, channels in ((IMAGE_KEY, 3), (MASK_KEY, 1)):
+        tensor_spec = spec[key]
+        shape = tensor_spec.shape
+        if tensor_spec.dtype != tf.uint8 or shape.rank != 3 or shape[-1] not in (None, channels):
+            raise ValueError(
+                f"{where}: {key!r} must be uint8 [H, W, {channels}], received "
+                f"{tensor_spec.dtype.name} {shape}."
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Sources
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_source(source: Any, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Returns ``(kind, arguments)`` for a source spec; kind is synthetic/tfds/folder/dataset."""
+    if isinstance(source, tf.data.Dataset):
+        if kwargs:
+            raise TypeError(
+                f"a tf.data.Dataset source takes no keyword arguments, received {sorted(kwargs)}."
+            )
+        return "dataset", {"dataset": source}
+    if isinstance(source, str):
+        if source == "synthetic":
+            return "synthetic", dict(kwargs)
+        if source == TFDS_NAME or source.startswith(TFDS_NAME + "/"):
+            return "tfds", {"name": source, **kwargs}
+    elif isinstance(source, (tuple, list)) and len(source) == 3 and source[0] == "folder":
+        return "folder", {"images_dir": source[1], "masks_dir": source[2], **kwargs}
+    elif isinstance(source, collections.abc.Mapping):
+        spec = dict(source)
+        kind = spec.pop("type", None)
+        renames = {"folder": {"images": "images_dir", "masks": "masks_dir"}}.get(kind, {})
+        spec = {renames.get(key, key): value for key, value in spec.items()}
+        required = {"folder": ("images_dir", "masks_dir"), "tfds": ("name",), "synthetic": ()}
+        if kind in required:
+            missing = [name for name in required[kind] if name not in spec]
+            twice = sorted(set(spec) & set(kwargs))
+            if missing:
+                shown = {v: k for k, v in renames.items()}
+                raise ValueError(
+                    f"source {dict(source)!r} lacks the key(s) "
+                    f"{[shown.get(name, name) for name in missing]}. Valid forms: {_SOURCE_FORMS}."
+                )
+            if twice:
+                raise ValueError(f"source {dict(source)!r}: {twice} given both in the dict "
+                                 "and as keyword arguments; give each once.")
+            return kind, {**spec, **kwargs}
+    raise ValueError(f"unknown source {source!r}. Valid forms: {_SOURCE_FORMS}.")
+
+
+def _call_checked(function: Callable, what: str, *args: Any, **kwargs: Any):
+    """Calls ``function``, first turning unknown keyword arguments into a clear TypeError."""
+    try:
+        inspect.signature(function).bind(*args, **kwargs)
+    except TypeError as error:
+        parameters = [
+            name for name, p in inspect.signature(function).parameters.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ][len(args):]
+        raise TypeError(f"{what}: {error}; valid keyword arguments are {parameters}.") from None
+    return function(*args, **kwargs)
+
+
+def _load(kind: str, arguments: dict[str, Any], split: str) -> tf.data.Dataset:
+    parts = _split_parts(split)
+    if kind != "tfds" and (len(parts) > 1 or parts[0][1]):
+        raise ValueError(
+            f"split {split!r}: slices and sums of splits only work with TFDS sources; "
+            f"the {kind!r} source takes one of {', '.join(map(repr, VALID_SPLITS))}."
+        )
+    if kind == "dataset":
+        dataset = arguments["dataset"]
+    elif kind == "synthetic":
+        dataset = _call_checked(synthetic_sky, "the 'synthetic' source", split=split, **arguments)
+    elif kind == "folder":
+        if "split" in inspect.signature(folder_dataset).parameters:
+            arguments.setdefault("split", split)
+        dataset = _call_checked(folder_dataset, "the 'folder' source", **arguments)
+    else:  # tfds
+        import tensorflow_datasets as tfds  # only TFDS sources need it
+
+        name = arguments.pop("name")
+        dataset = _call_checked(tfds.load, f"the TFDS source {name!r}", name, split=split,
+                                **arguments)
+    _check_element_spec(dataset, f"the {kind!r} source")
+    return dataset
+
+
+def load_source(source: Any, split: str = "train", **kwargs: Any) -> tf.data.Dataset:
+    """Loads a data source as a ``tf.data.Dataset`` of element dicts (unbatched, unresized).
+
+    Args:
+        source: a source spec, one of (see the module docstring for details):
+            ``"synthetic"``; ``"ade20k_outdoors_sky"`` or ``"ade20k_outdoors_sky/<config>"``;
+            ``("folder", images_dir, masks_dir)``; a dict with a ``"type"`` of ``"folder"``
+            (keys ``images``, ``masks``), ``"synthetic"`` or ``"tfds"`` (key ``name``); or a
+            ``tf.data.Dataset`` of element dicts, returned as it is.
+        split: ``"train"``, ``"validation"`` or ``"test"``; TFDS sources also take slices and
+            sums (``"train[:90%]"``, ``"train+validation"``).
+        **kwargs: arguments of the source: ``num_examples``, ``image_size`` (render size),
+            ``seed`` for ``"synthetic"``; ``data_dir``, ``download``, ``shuffle_files``,
+            ``read_config``... for TFDS (``tfds.load``); ``folder_dataset`` arguments (e.g.
+            ``sky_value``) for folders.
+
+    Returns:
+        A dataset of dicts ``{"image": uint8 [H, W, 3], "segmentation_mask": uint8 [H, W, 1],
+        "file_name": string, "sky_fraction": float32}``.
+
+    Raises:
+        ValueError: for an unknown source spec (the message lists the valid forms), an invalid
+            split, or a dataset whose elements do not follow the element contract.
+        TypeError: for a keyword argument that the source does not take.
+
+    Example:
+        >>> ds = load_source("synthetic", "validation", num_examples=5, image_size=(32, 48))
+        >>> element = next(iter(ds))
+        >>> element["image"].shape.as_list(), element["segmentation_mask"].dtype.name
+        ([32, 48, 3], 'uint8')
+    """
+    kind, arguments = _parse_source(source, kwargs)
+    return _load(kind, arguments, split)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-element steps
+# --------------------------------------------------------------------------------------------
+
+
+def _resize(image: tf.Tensor, mask: tf.Tensor, size: tuple[int, int]):
+    """Bilinear (antialiased when shrinking) for the image, nearest for the mask; uint8 out."""
+
+    def resize():
+        resized = tf.image.resize(image, size, method="bilinear", antialias=True)
+        resized = tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+        return resized, tf.image.resize(mask, size, method="nearest")
+
+    static = image.shape[:2]
+    if static.is_fully_defined() and tuple(static) == size:
+        return image, mask
+    if static.is_fully_defined():
+        new_image, new_mask = resize()
+    else:
+        same = tf.reduce_all(tf.equal(tf.shape(image)[:2], size))
+        new_image, new_mask = tf.cond(same, lambda: (image, mask), resize)
+    return tf.ensure_shape(new_image, [*size, 3]), tf.ensure_shape(new_mask, [*size, 1])
+
+
+def _random_crop_or_pad(image: tf.Tensor, mask: tf.Tensor, size: tuple[int, int], seed):
+    """Pads (centred, zeros) up to ``size`` where smaller, then crops a random ``size`` window."""
+    both = tf.concat([image, mask], axis=-1)
+    shape = tf.shape(both)
+    pad_h = tf.maximum(size[0] - shape[0], 0)
+    pad_w = tf.maximum(size[1] - shape[1], 0)
+    both = tf.pad(both, [[pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2], [0, 0]])
+    both = tf.image.stateless_random_crop(both, [size[0], size[1], 4], seed=seed)
+    return both[..., :3], both[..., 3:]
+
+
+def _stateless_seed(random_int: tf.Tensor) -> tf.Tensor:
+    """A shape [2] stateless seed from one int64 drawn by ``tf.data.Dataset.random``."""
+    return tf.stack([random_int, tf.constant(0, tf.int64)])
+
+
+def _with_random(dataset: tf.data.Dataset, seed: int | None) -> tf.data.Dataset:
+    """Zips each element with an int64 that is reproducible for a seed and new each epoch."""
+    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip((dataset, randoms))
+
+
+def _is_albumentations(augment: Any) -> bool:
+    module = type(augment).__module__ or ""
+    return module.split(".")[0] == "albumentations"
+
+
+# --------------------------------------------------------------------------------------------
+# make_dataset
+# --------------------------------------------------------------------------------------------
+
+
+def make_dataset(
+    source: Any,
+    split: str,
+    image_size: int | Sequence[int],
+    global_batch_size: int,
+    *,
+    augment: str | Callable | bool | None = None,
+    cache: bool | str | os.PathLike = False,
+    shuffle: bool | None = None,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    deterministic: bool | None = None,
+    seed: int | None = None,
+    resize_mode: str = "resize",
+    drop_remainder: bool | None = None,
+    repeat: bool = False,
+    training: bool | None = None,
+    with_file_names: bool = False,
+    options: tf.data.Options | None = None,
+    **source_kwargs: Any,
+) -> tf.data.Dataset:
+    """Builds the batched input pipeline for training or evaluation.
+
+    Steps: load the source (sources yield decoded ``uint8`` images) -> resize to ``image_size``
+    (bilinear with antialiasing for images, nearest for masks), or with ``resize_mode="crop"``
+    a random crop (zero-padded where the image is smaller) when training -> cache -> shuffle ->
+    repeat -> augment -> batch -> prefetch. Maps run with ``num_parallel_calls=AUTOTUNE``.
+
+    **Augmentation.** ``augment=None`` means ``"tf"`` when training and none otherwise. ``"tf"``
+    is :func:`~skyseg_tf.data.augment.tf_augment` applied to whole batches (vectorised, stateless
+    random ops); ``"albumentations"`` is :func:`~skyseg_tf.data.augment.albumentations_augment`
+    applied per element through ``tf.numpy_function``. ``"tf"`` is the default because it keeps
+    the model fed: on the 2-core CPU benchmark (``benchmarks/bench_pipeline.py``) it ran several
+    times faster than the albumentations path and many times faster than a U-Net-ResNet50
+    training step, while the albumentations path runs Python per image under the GIL and does not
+    scale with ``num_parallel_calls``. Use albumentations for its richer transforms (rotation,
+    blur, weather) when the CPU has cores to spare. ``augment`` may also be a
+    :class:`~skyseg_tf.data.augment.TFAugment` (applied per batch), an albumentations transform
+    (applied per element), or any callable ``fn(image, mask) -> (image, mask)`` on one element
+    (float32 ``[h, w, 3]`` in ``[0, 255]`` and ``[h, w, 1]`` in ``{0, 1}``; the returned mask is
+    thresholded at 0.5). An explicit ``augment`` is applied whatever the split.
+
+    **Distribution.** Batch with the *global* batch size. Under ``strategy.scope()``,
+    ``model.fit(dataset)`` distributes the dataset itself (there is no need to call
+    ``strategy.experimental_distribute_dataset``), and each of ``N`` replicas receives
+    ``global_batch_size / N`` examples per step.
+
+    **Determinism.** With ``seed`` set, shuffling, random crops and augmentation are reproducible
+    (a new draw each epoch, the same sequence each run), and ``deterministic=None`` becomes
+    ``True``. Without a seed, training pipelines default to ``deterministic=False`` (faster), and
+    evaluation pipelines to ``True``.
+
+    Args:
+        source: a source spec; see :func:`load_source`.
+        split: ``"train"``, ``"validation"`` or ``"test"`` (TFDS sources take slices too).
+        image_size: output ``(height, width)``, or one int for a square. Multiples of 32 suit
+            every encoder; other sizes get a warning.
+        global_batch_size: examples per step over all replicas.
+        augment: ``None``, ``False``, ``"tf"``, ``"albumentations"`` or a callable (see above).
+        cache: ``False``; ``True`` caches the resized ``uint8`` elements in memory; a path caches
+            them to files with that prefix. A file cache is keyed by the path alone: delete it
+            (or pick another path) after changing the source, split, ``image_size`` or
+            ``resize_mode``. It is complete only after one full pass over the data.
+        shuffle: shuffle the elements; ``None`` means ``True`` when training. TFDS sources also
+            shuffle their files then.
+        shuffle_buffer: shuffle buffer size in elements.
+        deterministic: keep the element order fixed across runs (``tf.data.Options``); ``None``
+            decides as described under *Determinism*.
+        seed: seed of every random step, or ``None``.
+        resize_mode: ``"resize"`` (whole image, aspect ratio not kept) or ``"crop"`` (a random
+            ``image_size`` window at full resolution when training; evaluation resizes).
+        drop_remainder: drop a last, smaller batch; ``None`` means ``True`` when training.
+        repeat: repeat the data forever (then pass ``steps_per_epoch`` to ``fit``).
+        training: whether this is a training pipeline; ``None`` means the split is ``"train"``
+            (or slices of it). Decides the defaults of ``augment``, ``shuffle``,
+            ``drop_remainder`` and ``deterministic`` and whether ``"crop"`` crops.
+        with_file_names: also yield the file names, ``(images, masks, file_names)``, for
+            evaluation reports. Not for ``model.fit``/``evaluate``, which would read the third
+            item as sample weights.
+        options: extra ``tf.data.Options`` merged into the pipeline's.
+        **source_kwargs: arguments of the source (see :func:`load_source`). For
+            ``"synthetic"``, ``image_size`` defaults to the output size; to render at another
+            size use ``{"type": "synthetic", "image_size": ...}``.
+
+    Returns:
+        A dataset of ``(images, masks)``: ``float32 [B, h, w, 3]`` in ``[0, 255]`` and
+        ``float32 [B, h, w, 1]`` in ``{0, 1}``; ``(images, masks, file_names)`` with
+        ``with_file_names``.
+
+    Raises:
+        ValueError: for an invalid argument; the message names it and the valid values.
+
+    Example:
+        >>> train = make_dataset("synthetic", "train", (64, 64), 4, num_examples=8, seed=1)
+        >>> val = make_dataset("synthetic", "validation", (64, 64), 4, num_examples=20,
+        ...                    with_file_names=True)
+        >>> [tuple(t.shape) for t in next(iter(val))]
+        [(4, 64, 64, 3), (4, 64, 64, 1), (4,)]
+        >>> next(iter(train))[0].shape.as_list()
+        [4, 64, 64, 3]
+    """
+    size = _check_image_size(image_size)
+    if size[0] % SIZE_MULTIPLE or size[1] % SIZE_MULTIPLE:
+        warnings.warn(
+            f"image_size={size} is not a multiple of {SIZE_MULTIPLE}; encoders downsample by "
+            f"{SIZE_MULTIPLE} and some decoders need that divisibility. Consider "
+            f"{tuple(-(-v // SIZE_MULTIPLE) * SIZE_MULTIPLE for v in size)}.",
+            stacklevel=2,
+        )
+    _check_positive_int("global_batch_size", global_batch_size)
+    _check_positive_int("shuffle_buffer", shuffle_buffer)
+    seed = _check_seed(seed)
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(
+            f"resize_mode must be one of {', '.join(map(repr, RESIZE_MODES))}, "
+            f"received {resize_mode!r}."
+        )
+    if isinstance(augment, str) and augment not in AUGMENT_NAMES:
+        raise ValueError(
+            f"augment must be None, False, one of {', '.join(map(repr, AUGMENT_NAMES))} or a "
+            f"callable, received {augment!r}."
+        )
+    if not (augment is None or augment is False or isinstance(augment, str) or callable(augment)):
+        raise ValueError(
+            f"augment must be None, False, one of {', '.join(map(repr, AUGMENT_NAMES))} or a "
+            f"callable, received {augment!r}."
+        )
+    if not isinstance(cache, (bool, str, os.PathLike)) or cache == "":
+        raise ValueError(
+            f"cache must be False, True (memory) or a file path prefix, received {cache!r}."
+        )
+    parts = _split_parts(split)
+    if training is None:
+        training = all(base == "train" for base, _ in parts)
+    shuffle = training if shuffle is None else bool(shuffle)
+    drop_remainder = training if drop_remainder is None else bool(drop_remainder)
+    if deterministic is None:
+        deterministic = seed is not None or not training
+    if augment is None:
+        augment = "tf" if training else False
+
+    kind, arguments = _parse_source(source, source_kwargs)
+    if kind == "synthetic":
+        arguments.setdefault("image_size", size)
+    elif kind == "tfds":
+        arguments.setdefault("shuffle_files", shuffle)
+        if seed is not None and "read_config" not in arguments:
+            import tensorflow_datasets as tfds
+
+            arguments["read_config"] = tfds.ReadConfig(shuffle_seed=_derive_seed(seed, 0))
+    dataset = _load(kind, arguments, split)
+    if with_file_names and FILE_NAME_KEY not in dataset.element_spec:
+        raise ValueError(f"with_file_names=True needs elements with a {FILE_NAME_KEY!r} key.")
+
+    autotune = tf.data.AUTOTUNE
+    crop = training and resize_mode == "crop"
+
+    def standardise(element):
+        image = element[IMAGE_KEY]
+        mask = tf.cast(tf.equal(element[MASK_KEY], SKY_LABEL), tf.uint8)
+        if not crop:
+            image, mask = _resize(image, mask, size)
+        names = (element[FILE_NAME_KEY],) if with_file_names else ()
+        return (image, mask, *names)
+
+    dataset = dataset.map(standardise, num_parallel_calls=autotune)
+    if cache is True:
+        dataset = dataset.cache()
+    elif cache:
+        path = os.fspath(cache)
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        dataset = dataset.cache(path)
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=_derive_seed(seed, 1),
+                                  reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+
+    if crop:
+        def random_crop(element, random_int):
+            image, mask = _random_crop_or_pad(element[0], element[1], size,
+                                              _stateless_seed(random_int))
+            return (image, mask, *element[2:])
+
+        dataset = _with_random(dataset, _derive_seed(seed, 2)).map(
+            random_crop, num_parallel_calls=autotune)
+
+    batch_augment = None
+    if augment == "tf":
+        batch_augment = tf_augment()
+    elif isinstance(augment, TFAugment):
+        batch_augment = augment
+    elif augment == "albumentations" or _is_albumentations(augment):
+        # Every element is reseeded from the zipped random stream; the Compose's own seed
+        # does not matter.
+        transform = albumentations_augment(size) if augment == "albumentations" else augment
+        apply = wrap_albumentations(transform, output_size=size)
+
+        def albumentations_step(element, random_int):
+            image, mask = apply(element[0], element[1], random_int)
+            return (image, mask, *element[2:])
+
+        dataset = _with_random(dataset, _derive_seed(seed, 3)).map(
+            albumentations_step, num_parallel_calls=autotune)
+    elif callable(augment):
+        def user_step(*element):
+            image, mask = augment(tf.cast(element[0], tf.float32), tf.cast(element[1], tf.float32))
+            image = tf.ensure_shape(tf.cast(image, tf.float32), [*size, 3])
+            mask = tf.ensure_shape(tf.cast(tf.cast(mask, tf.float32) >= 0.5, tf.float32),
+                                   [*size, 1])
+            return (image, mask, *element[2:])
+
+        dataset = dataset.map(user_step, num_parallel_calls=autotune)
+
+    dataset = dataset.batch(global_batch_size, drop_remainder=drop_remainder,
+                            num_parallel_calls=autotune)
+
+    def to_float(*element):
+        return (tf.cast(element[0], tf.float32), tf.cast(element[1], tf.float32), *element[2:])
+
+    if batch_augment is not None:
+        def batch_step(element, random_int):
+            images, masks = batch_augment(tf.cast(element[0], tf.float32),
+                                          tf.cast(element[1], tf.float32),
+                                          _stateless_seed(random_int))
+            return (images, masks, *element[2:])
+
+        dataset = _with_random(dataset, _derive_seed(seed, 4)).map(
+            batch_step, num_parallel_calls=autotune)
+    else:
+        dataset = dataset.map(to_float, num_parallel_calls=autotune)
+
+    dataset = dataset.prefetch(autotune)
+    pipeline_options = tf.data.Options()
+    pipeline_options.deterministic = bool(deterministic)
+    if options is not None:
+        pipeline_options = pipeline_options.merge(options)
+    return dataset.with_options(pipeline_options)

@@ -1,0 +1,117 @@
+"""The element contract shared by every data source of skyseg-tf.
+
+Every source (the ``ade20k_outdoors_sky`` TFDS builder, :func:`~skyseg_tf.data.folder.folder_dataset`
+and :func:`~skyseg_tf.data.synthetic.synthetic_sky`) yields dictionaries with exactly these keys:
+
+=====================  ===========  ===========  ==============================================
+key                    dtype        shape        meaning
+=====================  ===========  ===========  ==============================================
+``image``              ``uint8``    ``[H, W, 3]``  RGB pixels in ``[0, 255]``
+``segmentation_mask``  ``uint8``    ``[H, W, 1]``  ``1`` = sky, ``0`` = anything else
+``file_name``          ``string``   ``[]``         the image's file name (no directory)
+``sky_fraction``       ``float32``  ``[]``         mean of the mask, in ``[0, 1]``
+=====================  ===========  ===========  ==============================================
+
+Example:
+    >>> from skyseg_tf.data.spec import ELEMENT_SPEC, MASK_KEY
+    >>> ELEMENT_SPEC[MASK_KEY].shape.as_list()
+    [None, None, 1]
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_KEY = "image"
+MASK_KEY = "segmentation_mask"
+FILE_NAME_KEY = "file_name"
+SKY_FRACTION_KEY = "sky_fraction"
+
+SKY_LABEL = 1
+"""Value of sky pixels in ``segmentation_mask`` (every other pixel is ``0``)."""
+
+
+def element_spec(height: int | None = None, width: int | None = None) -> dict[str, tf.TensorSpec]:
+    """Returns the element spec of a data source, optionally with a fixed image size.
+
+    Args:
+        height: image height in pixels, or ``None`` when it varies between elements.
+        width: image width in pixels, or ``None`` when it varies between elements.
+
+    Returns:
+        A new dict mapping each key of the contract to its ``tf.TensorSpec``.
+
+    Example:
+        >>> spec = element_spec(64, 96)
+        >>> spec["image"].shape.as_list()
+        [64, 96, 3]
+    """
+    return {
+        IMAGE_KEY: tf.TensorSpec(shape=(height, width, 3), dtype=tf.uint8),
+        MASK_KEY: tf.TensorSpec(shape=(height, width, 1), dtype=tf.uint8),
+        FILE_NAME_KEY: tf.TensorSpec(shape=(), dtype=tf.string),
+        SKY_FRACTION_KEY: tf.TensorSpec(shape=(), dtype=tf.float32),
+    }
+
+
+ELEMENT_SPEC = element_spec()
+"""The contract with ``H`` and ``W`` unknown; compare with ``dataset.element_spec`` after
+relaxing fixed sizes, or use :func:`element_spec` for a fixed size."""
+
+
+def make_element(image: np.ndarray, mask: np.ndarray, file_name: str | os.PathLike) -> dict:
+    """Builds one element of the contract from numpy arrays, checking shapes and values.
+
+    Args:
+        image: ``uint8`` array ``[H, W, 3]``.
+        mask: ``uint8`` array ``[H, W, 1]`` or ``[H, W]`` holding only ``0`` and ``1``.
+        file_name: the image's file name; a path is reduced to its last component.
+
+    Returns:
+        A dict of numpy values with the contract's keys, dtypes and shapes
+        (``sky_fraction`` is computed from the mask).
+
+    Raises:
+        ValueError: if a shape, dtype or mask value does not fit the contract.
+
+    Example:
+        >>> import numpy as np
+        >>> element = make_element(np.zeros((2, 2, 3), np.uint8),
+        ...                        np.array([[1, 1], [0, 0]], np.uint8), "a.png")
+        >>> float(element["sky_fraction"]), element["segmentation_mask"].shape
+        (0.5, (2, 2, 1))
+    """
+    image = np.asarray(image)
+    mask = np.asarray(mask)
+    name = os.path.basename(os.fspath(file_name))
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(
+            f"image of {name!r}: expected a uint8 array of shape [H, W, 3], received "
+            f"{image.dtype} {image.shape}. Convert it with np.asarray(PIL_image.convert('RGB'))."
+        )
+    if mask.ndim == 2:
+        mask = mask[..., None]
+    if mask.dtype != np.uint8 or mask.ndim != 3 or mask.shape[-1] != 1:
+        raise ValueError(
+            f"segmentation_mask of {name!r}: expected a uint8 array of shape [H, W, 1] or [H, W], "
+            f"received {mask.dtype} {mask.shape}."
+        )
+    if mask.shape[:2] != image.shape[:2]:
+        raise ValueError(
+            f"{name!r}: the mask is {mask.shape[0]}x{mask.shape[1]} (HxW) but the image is "
+            f"{image.shape[0]}x{image.shape[1]}; both must have the same size."
+        )
+    if mask.size and mask.max() > SKY_LABEL:
+        raise ValueError(
+            f"segmentation_mask of {name!r}: expected only 0 (other) and {SKY_LABEL} (sky), "
+            f"found values {np.unique(mask).tolist()[:10]}."
+        )
+    return {
+        IMAGE_KEY: image,
+        MASK_KEY: mask,
+        FILE_NAME_KEY: name.encode("utf-8"),
+        SKY_FRACTION_KEY: np.float32(mask.mean() if mask.size else 0.0),
+    }

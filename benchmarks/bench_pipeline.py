@@ -7,7 +7,7 @@ U-Net-ResNet50 (random weights, Dice loss, Adam) trains on fixed batches of the 
 ratio pipeline / training step says how much headroom the input has; the target is >= 3x with
 the fast path, so the pipeline stays ahead when it shares the CPU with the training step.
 
-Usage:
+Usage (from the repository root, after `make install`):
     python benchmarks/bench_pipeline.py --sizes 256 512 --batch 8 --steps 20 --json bench.json
     python benchmarks/bench_pipeline.py --sizes 128 --batch 4 --steps 5 --train-steps 2  # quick
 

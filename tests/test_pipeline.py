@@ -185,7 +185,8 @@ def test_deterministic_defaults():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(image_size=(0, 32)), r"image_size must be a positive int or a pair .* received \(0, 32\)"),
+        (dict(image_size=(0, 32)),
+         r"image_size must be a positive int or a pair .* received \(0, 32\)"),
         (dict(image_size=(32, 32, 3)), "image_size must be a positive int or a pair"),
         (dict(global_batch_size=0), "global_batch_size must be a positive int, received 0"),
         (dict(split="training"), "each part must be one of 'train', 'validation', 'test'"),
@@ -237,6 +238,11 @@ def test_load_source_passes_a_dataset_through_and_checks_its_elements():
                                                  np.zeros((2, 8, 8, 1), np.uint8)))
     with pytest.raises(ValueError, match="must yield dicts with the keys 'image'"):
         load_source(tuples, "train")
+    elements = striped_elements(2, 32, 32)
+    elements[MASK_KEY] = elements[MASK_KEY] * 255  # 0/255 masks: any non-zero value is sky
+    _, masks = next(iter(make_dataset(tf.data.Dataset.from_tensor_slices(elements),
+                                      "validation", 32, 2)))
+    np.testing.assert_array_equal(masks.numpy(), striped_elements(2, 32, 32)[MASK_KEY])
     floats = tf.data.Dataset.from_tensor_slices({IMAGE_KEY: np.zeros((2, 8, 8, 3), np.float32),
                                                  MASK_KEY: np.zeros((2, 8, 8, 1), np.uint8)})
     with pytest.raises(ValueError, match=r"'image' must be uint8 \[H, W, 3\], received float32"):

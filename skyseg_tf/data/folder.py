@@ -95,9 +95,8 @@ def find_image_mask_pairs(
             "(e.g. mask_suffix='_mask' for 'a_mask.png'), or disjoint extensions (e.g. "
             "image_extensions=('.jpg',), mask_extensions=('.png',)), or move the masks."
         )
-    masks = _files_by_stem(masks_dir, mask_extensions, "masks_dir")
-    if same_dir and mask_suffix:
-        masks = {stem: path for stem, path in masks.items() if stem.endswith(mask_suffix)}
+    is_mask = (lambda stem: stem.endswith(mask_suffix)) if same_dir and mask_suffix else None
+    masks = _files_by_stem(masks_dir, mask_extensions, "masks_dir", keep=is_mask)
     images = _files_by_stem(
         images_dir, image_extensions, "images_dir",
         skip=set(masks.values()) if same_dir else set(),
@@ -245,11 +244,10 @@ def read_mask(
         if np.isin(found, (0, high)).all():
             return (values == high).astype(np.uint8)[..., None]
     shown = ", ".join(str(v) for v in found[:12].tolist()) + (", ..." if len(found) > 12 else "")
-    candidates = [v for v in found.tolist() if v != 0][:3]
     raise ValueError(
         f"mask {path.name!r} holds {len(found)} distinct values ({shown}); with sky_value=None a "
         "mask must be binary: 0/1 or 0/255 (0 = other). If it is a label map, pass the label "
-        f"of sky, e.g. sky_value={candidates[0] if candidates else 3} (ADE20K annotations use "
+        "that means sky, one of those values: sky_value=<label> (ADE20K annotations use "
         "sky_value=3)."
     )
 
@@ -284,7 +282,7 @@ def folder_dataset(
         mask_extensions: suffixes of mask files.
         mask_suffix: what each mask's name adds to its image's (``"_mask"``: ``a_mask.png``).
         validate: read every file's header now and raise one ``ValueError`` listing unreadable
-            files and images whose mask has another size. About a millisecond per pair.
+            files and images whose mask has another size (well under a millisecond per pair).
         exif_transpose: apply EXIF orientation to images and masks (photo viewers do).
 
     Returns:
@@ -322,28 +320,17 @@ def folder_dataset(
         if image.shape[:2] != mask.shape[:2]:
             raise ValueError(_size_message([(image_path, image.shape[1::-1], mask_path,
                                               mask.shape[1::-1])]))
-        element = spec.make_element(image, mask, image_path)
-        return tuple(element[key] for key in _KEYS)
+        return spec.make_element(image, mask, image_path)
 
     @tf.autograph.experimental.do_not_convert
     def to_element(image_path, mask_path):
-        values = tf.numpy_function(
-            load, [image_path, mask_path], [spec.ELEMENT_SPEC[key].dtype for key in _KEYS],
-            stateful=False,
-        )
-        element = dict(zip(_KEYS, values))
-        for key, tensor_spec in spec.ELEMENT_SPEC.items():
-            element[key] = tf.ensure_shape(element[key], tensor_spec.shape)
-        return element
+        return spec.numpy_element(load, [image_path, mask_path])
 
     image_paths = [str(image) for image, _ in pairs]
     mask_paths = [str(mask) for _, mask in pairs]
     return tf.data.Dataset.from_tensor_slices((image_paths, mask_paths)).map(
         to_element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
-
-
-_KEYS = (spec.IMAGE_KEY, spec.MASK_KEY, spec.FILE_NAME_KEY, spec.SKY_FRACTION_KEY)
 
 
 def _open(path, exif_transpose):
@@ -404,10 +391,13 @@ def _check_sky_value(sky_value):
     return tuple(int(v) for v in values)
 
 
-def _files_by_stem(directory, extensions, name, skip=frozenset()):
+def _files_by_stem(directory, extensions, name, keep=None, skip=frozenset()):
+    """Maps file stem to path for the files with these extensions, rejecting stems seen twice."""
     files = {}
     for path in sorted(directory.iterdir()):
         if path.name.startswith(".") or path.suffix.lower() not in extensions or path in skip:
+            continue
+        if keep is not None and not keep(path.stem):
             continue
         if not path.is_file():
             continue

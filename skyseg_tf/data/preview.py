@@ -139,7 +139,7 @@ def contact_sheet(
             if mask is None:
                 mask_ax.text(0.5, 0.5, "no mask", ha="center", va="center", fontsize=8)
             else:
-                mask_ax.imshow(mask, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                mask_ax.imshow(mask, cmap="gray", vmin=0, vmax=1, interpolation="antialiased")
                 mask_ax.set_title("mask (white = sky)", fontsize=7, pad=2)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out_path, dpi=dpi)

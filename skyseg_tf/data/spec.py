@@ -3,14 +3,10 @@
 Every source (the ``ade20k_outdoors_sky`` TFDS builder, :func:`~skyseg_tf.data.folder.folder_dataset`
 and :func:`~skyseg_tf.data.synthetic.synthetic_sky`) yields dictionaries with exactly these keys:
 
-=====================  ===========  ===========  ==============================================
-key                    dtype        shape        meaning
-=====================  ===========  ===========  ==============================================
-``image``              ``uint8``    ``[H, W, 3]``  RGB pixels in ``[0, 255]``
-``segmentation_mask``  ``uint8``    ``[H, W, 1]``  ``1`` = sky, ``0`` = anything else
-``file_name``          ``string``   ``[]``         the image's file name (no directory)
-``sky_fraction``       ``float32``  ``[]``         mean of the mask, in ``[0, 1]``
-=====================  ===========  ===========  ==============================================
+- ``image``: ``uint8`` ``[H, W, 3]``, RGB pixels in ``[0, 255]``;
+- ``segmentation_mask``: ``uint8`` ``[H, W, 1]``, ``1`` = sky, ``0`` = anything else;
+- ``file_name``: ``string`` ``[]``, the image's file name (no directory);
+- ``sky_fraction``: ``float32`` ``[]``, the mean of the mask, in ``[0, 1]``.
 
 Example:
     >>> from skyseg_tf.data.spec import ELEMENT_SPEC, MASK_KEY
@@ -21,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -115,3 +112,45 @@ def make_element(image: np.ndarray, mask: np.ndarray, file_name: str | os.PathLi
         FILE_NAME_KEY: name.encode("utf-8"),
         SKY_FRACTION_KEY: np.float32(mask.mean() if mask.size else 0.0),
     }
+
+
+def numpy_element(
+    func: Callable[..., dict],
+    inputs: Sequence[tf.Tensor],
+    height: int | None = None,
+    width: int | None = None,
+) -> dict[str, tf.Tensor]:
+    """Runs a numpy function that returns an element inside a ``tf.data`` map.
+
+    ``func`` gets the numpy values of ``inputs`` and returns a dict like :func:`make_element`'s;
+    it runs through ``tf.numpy_function`` (so it holds the GIL and the dataset cannot be
+    serialized), and an exception it raises stops the iteration with its message.
+
+    Args:
+        func: the function, e.g. one that decodes a file pair or renders a scene.
+        inputs: tensors passed to it.
+        height: the image height when it is fixed, else ``None``.
+        width: the image width when it is fixed, else ``None``.
+
+    Returns:
+        A dict of tensors whose shapes follow :func:`element_spec` ``(height, width)``.
+
+    Example:
+        >>> import numpy as np
+        >>> def blank(n):
+        ...     return make_element(np.zeros((n, 2, 3), np.uint8), np.ones((n, 2), np.uint8), "b.png")
+        >>> ds = tf.data.Dataset.from_tensor_slices([1, 3]).map(lambda n: numpy_element(blank, [n]))
+        >>> [float(e["sky_fraction"]) for e in ds]
+        [1.0, 1.0]
+    """
+    keys = tuple(ELEMENT_SPEC)
+
+    def call(*values):
+        element = func(*values)
+        return tuple(element[key] for key in keys)
+
+    values = tf.numpy_function(
+        call, list(inputs), [ELEMENT_SPEC[key].dtype for key in keys], stateful=False
+    )
+    shapes = element_spec(height, width)
+    return {key: tf.ensure_shape(value, shapes[key].shape) for key, value in zip(keys, values)}

@@ -125,7 +125,9 @@ def sample_scene_features(rng: np.random.Generator) -> dict:
         features["conifers"] = features["bare_trees"] = False
     if features["water"]:
         features["road"] = False
-    if not any(features[name] for name in ("mountains", "hills", "buildings", "trees", "water")):
+    if features["closeup"]:  # a frame filled by one surface shows nothing else
+        features.update({name: False for name in SCENE_FEATURES if name != "closeup"})
+    elif not any(features[name] for name in ("mountains", "hills", "buildings", "trees", "water")):
         features["hills"] = True  # every open scene has something on the horizon
     return features
 
@@ -238,6 +240,13 @@ def split_indices(num_examples: int, split: str | None = None) -> np.ndarray:
 def synthetic_file_name(seed: int, index: int) -> str:
     """Returns the file name of element ``index`` of ``synthetic_sky(seed=seed)``.
 
+    Args:
+        seed: the dataset seed.
+        index: the element's index over the whole dataset.
+
+    Returns:
+        ``synthetic_{seed}_{index:06d}.png``.
+
     Example:
         >>> synthetic_file_name(0, 12)
         'synthetic_0_000012.png'
@@ -276,8 +285,11 @@ def synthetic_sky(
     """A ``tf.data`` source of procedural outdoor scenes with exact sky masks.
 
     Elements follow :data:`skyseg_tf.data.spec.ELEMENT_SPEC` with ``H, W = image_size``; file
-    names are ``synthetic_{seed}_{index:06d}.png``. Scenes render in Python through
-    ``tf.numpy_function`` (a few milliseconds each at 256x256), in a fixed order.
+    names are ``synthetic_{seed}_{index:06d}.png``. Scenes render in numpy through
+    ``tf.numpy_function``, in a fixed order: about 25 ms of one CPU core per 256x256 scene, so
+    cache the dataset (``.cache()``) or write it out (:func:`write_synthetic_folder`) when it is
+    read for many epochs. The dataset holds Python code, so it cannot be serialized (e.g. for the
+    tf.data service).
 
     Args:
         num_examples: size of the whole dataset, all splits together.
@@ -302,18 +314,11 @@ def synthetic_sky(
     indices = split_indices(num_examples, split)
 
     def render(index):
-        element = render_element(seed, int(index), (height, width))
-        return tuple(element[key] for key in _KEYS)
+        return render_element(seed, int(index), (height, width))
 
     @tf.autograph.experimental.do_not_convert
     def to_element(index):
-        values = tf.numpy_function(
-            render, [index], [spec.ELEMENT_SPEC[key].dtype for key in _KEYS], stateful=False
-        )
-        element = dict(zip(_KEYS, values))
-        for key, tensor_spec in spec.element_spec(height, width).items():
-            element[key] = tf.ensure_shape(element[key], tensor_spec.shape)
-        return element
+        return spec.numpy_element(render, [index], height, width)
 
     return tf.data.Dataset.from_tensor_slices(indices).map(
         to_element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
@@ -361,9 +366,6 @@ def write_synthetic_folder(
         mask = element[spec.MASK_KEY][..., 0] * np.uint8(255)
         Image.fromarray(mask).save(out_dir / "masks" / name)
     return out_dir
-
-
-_KEYS = (spec.IMAGE_KEY, spec.MASK_KEY, spec.FILE_NAME_KEY, spec.SKY_FRACTION_KEY)
 
 
 def _check_seed(seed) -> int:
@@ -420,20 +422,31 @@ def _complete_features(features: Mapping) -> dict:
 
 
 def _noise(rng, height, width, cells_y, cells_x, octaves=4, persistence=0.5):
-    """Fractal value noise in about [0, 1]: random grids upsampled bicubically, summed."""
-    total = np.zeros((height, width), np.float32)
-    amplitude, norm = 1.0, 0.0
+    """Fractal value noise in about [0, 1]: random grids upsampled bicubically, summed.
+
+    Octaves are summed at the finest grid's resolution, then resized to the image once.
+    """
+    grids = []
     for octave in range(octaves):
         gy = max(2, int(round(cells_y * 2**octave)) + 1)
         gx = max(2, int(round(cells_x * 2**octave)) + 1)
-        if gy > height and gx > width:
+        if grids and (gy > height or gx > width):
             break
+        grids.append((gy, gx, persistence**octave))
+    fine_y, fine_x = grids[-1][:2]
+    total = np.zeros((fine_y, fine_x), np.float32)
+    for gy, gx, amplitude in grids:
         grid = rng.random((gy, gx), dtype=np.float32)
-        up = Image.fromarray(grid).resize((width, height), Image.Resampling.BICUBIC)
-        total += amplitude * np.asarray(up)
-        norm += amplitude
-        amplitude *= persistence
-    return np.clip(total / norm, 0.0, 1.0)
+        total += amplitude * _resize(grid, fine_y, fine_x)
+    total = _resize(total, height, width) / sum(amplitude for _, _, amplitude in grids)
+    return np.clip(total, 0.0, 1.0)
+
+
+def _resize(array, height, width):
+    """Bicubic resize of a float32 2-D array."""
+    if array.shape == (height, width):
+        return array
+    return np.asarray(Image.fromarray(array).resize((width, height), Image.Resampling.BICUBIC))
 
 
 def _noise1d(rng, length, cells, octaves=3, persistence=0.5):
@@ -451,7 +464,10 @@ def _noise1d(rng, length, cells, octaves=3, persistence=0.5):
 
 
 def _color(rng, low, high):
-    return rng.uniform(np.asarray(low, np.float32), np.asarray(high, np.float32)).astype(np.float32)
+    """A colour between ``low`` and ``high``: one shared position plus a little per-channel jitter."""
+    low, high = np.asarray(low, np.float32), np.asarray(high, np.float32)
+    t = np.clip(rng.uniform(0, 1) + rng.uniform(-0.15, 0.15, 3), 0, 1).astype(np.float32)
+    return low + t * (high - low)
 
 
 def _mask_from_drawing(height, width, draw_fn):
@@ -473,7 +489,9 @@ class _Scene:
         self.light = _LIGHT[self.time] * rng.uniform(0.85, 1.15)
         self.image = np.zeros((height, width, 3), np.float32)
         self.sky = np.ones((height, width), bool)
-        self.yy, self.xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        # Pixel coordinates as read-only broadcast views (no HxW memory).
+        self.yy = np.broadcast_to(np.arange(height, dtype=np.float32)[:, None], (height, width))
+        self.xx = np.broadcast_to(np.arange(width, dtype=np.float32)[None, :], (height, width))
         # Horizon row at the centre and its tilt (camera roll).
         self.horizon = rng.uniform(0.35, 0.82) * height
         self.tilt = math.tan(math.radians(rng.normal(0.0, 1.5)))
@@ -513,14 +531,14 @@ class _Scene:
 
     def sky_layer(self):
         rng, h, w = self.rng, self.h, self.w
-        t = np.clip(self.yy / max(self.horizon, 1.0), 0.0, 1.0) ** rng.uniform(0.6, 1.6)
-        t = t[..., None]
+        rows = self.yy[:, :1, None]  # the gradient only depends on the row
+        t = np.clip(rows / max(self.horizon, 1.0), 0.0, 1.0) ** rng.uniform(0.6, 1.6)
         sky = (1 - t) * self.sky_top + t * self.sky_horizon
         if self.time == "dusk":  # a pink/purple band between the blue top and orange horizon
             band = np.exp(-(((t - rng.uniform(0.45, 0.7)) / 0.18) ** 2))
             sky = sky * (1 - 0.5 * band) + 0.5 * band * _color(rng, (170, 80, 120), (230, 130, 170))
         # Brighter on one side.
-        side = (self.xx / w - rng.uniform(0, 1))[..., None]
+        side = (self.xx[:1] / w - rng.uniform(0, 1))[..., None]
         sky = sky * (1 + rng.uniform(-0.12, 0.12) * side)
         if self.time == "night":
             stars = rng.random((h, w)) < rng.uniform(0.0005, 0.004)
@@ -564,9 +582,9 @@ class _Scene:
         lit, shadow = (_color(rng, np.array(c) * 0.88, np.minimum(np.array(c) * 1.04, 255))
                        for c in palettes[self.time])
         # Lit from above: where the density falls going up, the cloud is a sunny top.
-        shift = max(1, int(0.02 * h))
+        shift = max(2, int(0.05 * h))
         rise = n - np.roll(n, -shift, axis=0)
-        light = np.clip(0.55 - rise * rng.uniform(8, 16) - 0.6 * (n - coverage), 0.0, 1.0)[..., None]
+        light = np.clip(0.6 - rise * rng.uniform(3, 6) - 0.8 * (n - coverage), 0.0, 1.0)[..., None]
         cloud = shadow * (1 - light) + lit * light
         alpha = alpha[..., None]
         return sky * (1 - alpha) + cloud * alpha
@@ -624,13 +642,28 @@ class _Scene:
         depth = np.clip((self.yy - self.horizon) / max(h - self.horizon, 1.0), 0.0, 1.0)
         far = self.haze(base, rng.uniform(0.1, 0.35))
         color = far * (1 - depth[..., None]) + base * depth[..., None]
-        coarse = _noise(rng, h, w, 10, 3, octaves=3)  # stretched sideways, as seen at a grazing angle
-        fine = _noise(rng, h, w, 64, 40, octaves=2)
-        shade = 1 + 0.5 * (coarse - 0.5) + (0.3 + 0.6 * depth) * (fine - 0.5)
+        texture = self.ground_texture(_noise(rng, 128, 128, 6, 6, octaves=5))
+        shade = 1 + (0.4 + 0.5 * depth) * (texture - 0.5)
         field = color * shade[..., None]
         if self.features["road"]:
-            self.road(field, fine)
+            self.road(field, texture)
         self.paint(region, field)
+
+    def ground_texture(self, tile):
+        """Lays a square texture tile on the ground plane in perspective (mirror-repeated).
+
+        A pixel ``y`` rows below the horizon sees the ground at distance ``w / y``; the tile
+        covers about one unit of ground, so texture is coarse at the bottom and fine far away.
+        """
+        n = tile.shape[0]
+        below = np.maximum(self.yy[:, :1] - self.ground_y(self.xx[:1]), 0.5)
+        distance = self.w / below
+        across = (self.xx[:1] - self.w / 2) / below
+        rows = (distance * n * 0.5).astype(np.int64) % (2 * n)
+        cols = (across * n * 0.5 + n / 2).astype(np.int64) % (2 * n)
+        rows = np.where(rows < n, rows, 2 * n - 1 - rows)
+        cols = np.where(cols < n, cols, 2 * n - 1 - cols)
+        return tile[rows, cols]
 
     def road(self, field, noise):
         """A road from a vanishing point on the horizon to the bottom edge, with a dashed line."""
@@ -673,7 +706,8 @@ class _Scene:
                 draw.rectangle([x0 + inset, top - extra, x0 + bw - inset, top], fill=i)
                 top -= extra
             if rng.random() < 0.2 and bw < 0.2 * w:  # gable roof
-                draw.polygon([(x0, top), (x0 + bw, top), (x0 + bw / 2, top - 0.5 * bw * rng.uniform(0.4, 1.0))], fill=i)
+                ridge = top - 0.5 * bw * rng.uniform(0.4, 1.0)
+                draw.polygon([(x0, top), (x0 + bw, top), (x0 + bw / 2, ridge)], fill=i)
             if self.features["spires"] and rng.random() < 0.5:
                 cx = x0 + bw * rng.uniform(0.3, 0.7)
                 tip = top - rng.uniform(0.05, 0.3) * h
@@ -683,8 +717,8 @@ class _Scene:
                 else:  # antenna: a 1-2 px mast with a crossbar
                     mast = int(rng.integers(1, 3))
                     draw.line([(cx, top), (cx, tip)], fill=i, width=mast)
-                    bar = rng.uniform(0.3, 0.7)
-                    draw.line([(cx - 0.02 * w, tip + bar * (top - tip)), (cx + 0.02 * w, tip + bar * (top - tip))], fill=i, width=1)
+                    bar = tip + rng.uniform(0.3, 0.7) * (top - tip)
+                    draw.line([(cx - 0.02 * w, bar), (cx + 0.02 * w, bar)], fill=i, width=1)
             kind = rng.random()
             if kind < 0.35:
                 base = _color(rng, (140, 140, 140), (210, 205, 195))  # concrete
@@ -694,7 +728,8 @@ class _Scene:
                 base = self.haze(_color(rng, (40, 70, 90), (110, 140, 160)), 0.3)  # glass
             else:
                 base = _color(rng, (180, 160, 120), (230, 215, 180))  # stucco
-            palette.append(self.haze(self.lit(base), rng.uniform(0.0, 0.3) * (1 - foot / (0.12 * h + 1))))
+            distance = 1 - foot / (0.12 * h + 1)  # buildings with a higher foot are farther
+            palette.append(self.haze(self.lit(base), rng.uniform(0.0, 0.3) * distance))
             sx = max(3.0, rng.uniform(0.015, 0.04) * w)
             sy = max(3.0, sx * rng.uniform(0.9, 1.6))
             lit_share = rng.uniform(0.1, 0.6) if night else 0.0
@@ -710,7 +745,8 @@ class _Scene:
         v = (self.yy - y0) / sy
         windows = region & (u >= 0) & (v >= 0) & (u % 1 < fx) & (v % 1 < fy)
         # Windows: dark glass reflecting the sky, some lit at night.
-        cell = (np.floor(u).astype(np.int64) * 73856093) ^ (np.floor(v).astype(np.int64) * 19349663) ^ label
+        column, row = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+        cell = (column * 73856093) ^ (row * 19349663) ^ label  # a hash per window
         lit_cell = (cell % 1000) / 1000.0 < lit_share
         glass = 0.35 * self.sky_horizon + 0.2 * field
         field[windows] = glass[windows]
@@ -751,7 +787,8 @@ class _Scene:
             tops = base[None, :] - height + dx * rng.uniform(1.5, 3.5, k)[:, None]
         else:
             radius = height * rng.uniform(0.6, 1.2, k)[:, None]
-            tops = base[None, :] - height - np.sqrt(np.clip(radius**2 - dx**2, 0, None)) * 0.6 + np.where(dx < radius, 0, 1e6)
+            dome = np.sqrt(np.clip(radius**2 - dx**2, 0, None)) * 0.6
+            tops = base[None, :] - height - dome + np.where(dx < radius, 0, 1e6)
         top = tops.min(axis=0)
         top += _noise1d(self.rng, w, w / 3, octaves=2) * 1.5
         region = (self.yy >= top[None, :]) & (self.yy <= base[None, :] + 2)
@@ -807,7 +844,9 @@ class _Scene:
             left.append((x - width * 0.55, y - 0.1 * size / tiers))
             right.append((x + width, y))
             right.append((x + width * 0.55, y - 0.1 * size / tiers))
-        points = [(x, tip)] + right + [(x + 0.05 * half, foot)] + [(x - 0.05 * half, foot)] + left[::-1]
+        trunk, bottom = max(1.0, 0.06 * half), tip + size * 0.85
+        points = ([(x, tip)] + right + [(x + trunk, bottom), (x + trunk, foot), (x - trunk, foot),
+                                        (x - trunk, bottom)] + left[::-1])
         region = _mask_from_drawing(h, w, lambda d: d.polygon(points, fill=1))
         self.paint(region, self.textured(leaf, texture, 0.9))
 
@@ -827,7 +866,9 @@ class _Scene:
                      width * 0.6, depth - 1)
 
         grow(x, foot, math.pi / 2 + rng.normal(0, 0.08), size * 0.35, max(2.0, size * 0.05), 5)
-        region = _mask_from_drawing(h, w, lambda d: [d.line(seg, fill=1, width=wd) for seg, wd in segments])
+        region = _mask_from_drawing(
+            h, w, lambda d: [d.line(segment, fill=1, width=width) for segment, width in segments]
+        )
         self.paint(region, bark * 0.8)
 
     def water(self):
@@ -855,11 +896,14 @@ class _Scene:
         color = self.lit(_color(rng, (40, 38, 35), (110, 100, 90)))
         count = int(rng.integers(1, 4))
         xs = np.sort(rng.uniform(0.05, 0.95, count)) * w
+        # Poles of one line share a height: a nearer pole (lower foot) reaches higher.
+        line_top = rng.uniform(-0.3, 0.8) * self.horizon
 
         def draw(d):
             for x in xs:
-                foot = float(self.ground_y(x)) + rng.uniform(0.02, 0.4) * h
-                top = foot - rng.uniform(0.5, 1.6) * self.horizon
+                near = rng.uniform(0.02, 0.4) * h
+                foot = float(self.ground_y(x)) + near
+                top = line_top - 0.8 * near + rng.normal(0, 0.02) * h
                 width = max(2, int(rng.uniform(0.006, 0.02) * w))
                 d.rectangle([x - width / 2, top, x + width / 2, foot], fill=1)
                 if rng.random() < 0.7:  # crossarm
@@ -869,7 +913,8 @@ class _Scene:
                     self.pole_tops.append((x, ay, arm))
                 else:  # street lamp arm
                     arm = rng.uniform(0.03, 0.1) * w * rng.choice([-1, 1])
-                    d.line([(x, top), (x + arm, top - 0.01 * h), (x + arm * 1.1, top + 0.005 * h)], fill=1, width=max(1, width // 2))
+                    head = [(x, top), (x + arm, top - 0.01 * h), (x + arm * 1.1, top + 0.005 * h)]
+                    d.line(head, fill=1, width=max(1, width // 2))
         self.paint(_mask_from_drawing(h, w, draw), color)
 
     def wires(self):
@@ -932,28 +977,36 @@ class _Scene:
             self.paint(region, field)
 
     def closeup(self):
-        """A frame with no sky at all: a wall, dense foliage or ground seen from above."""
+        """A frame with no sky at all: a brick wall, dense foliage or a facade with windows."""
         rng, h, w = self.rng, self.h, self.w
         kind = rng.integers(3)
-        noise = _noise(rng, h, w, 10, 10, octaves=5)
+        noise = _noise(rng, h, w, 6, 6, octaves=5)
         if kind == 0:
             brick = _color(rng, (110, 50, 35), (190, 130, 100))
             rows = max(3.0, rng.uniform(0.03, 0.08) * h)
             cols = rows * rng.uniform(2.0, 3.0)
             row = np.floor(self.yy / rows)
-            u = (self.xx / cols + 0.5 * (row % 2))
+            u = self.xx / cols + 0.5 * (row % 2)
             mortar = ((self.yy / rows) % 1 < 0.12) | (u % 1 < 0.05)
             jitter = ((np.floor(u).astype(np.int64) * 92821 + row.astype(np.int64) * 68917) % 97) / 97.0
-            field = brick * (0.8 + 0.4 * jitter)[..., None] * (1 + 0.3 * (noise - 0.5))[..., None]
+            field = brick * ((0.8 + 0.4 * jitter) * (1 + 0.3 * (noise - 0.5)))[..., None]
             field[mortar] = _color(rng, (150, 150, 140), (200, 195, 185))
         elif kind == 1:
             leaf = _color(rng, (25, 60, 20), (90, 140, 60))
-            fine = _noise(rng, h, w, 30, 30, octaves=2)
-            field = self.textured(leaf, 0.5 * noise + 0.5 * fine, 1.4)
+            leaves = _noise(rng, h, w, h / 4.0, w / 4.0, octaves=2)
+            field = leaf * (0.25 + 1.6 * leaves**2 * (0.6 + 0.8 * noise))[..., None]
         else:
-            stone = _color(rng, (90, 85, 75), (170, 160, 140))
-            fine = _noise(rng, h, w, 40, 40, octaves=2)
-            field = self.textured(stone, 0.5 * noise + 0.5 * fine, 1.0)
+            wall = _color(rng, (120, 115, 105), (215, 205, 190))
+            sx = rng.uniform(0.15, 0.35) * w
+            sy = sx * rng.uniform(0.8, 1.3)
+            u = (self.xx + rng.uniform(0, sx)) / sx % 1
+            v = (self.yy + rng.uniform(0, sy)) / sy % 1
+            window = (u > 0.25) & (u < 0.75) & (v > 0.2) & (v < 0.8)
+            frame = (u > 0.22) & (u < 0.78) & (v > 0.17) & (v < 0.83) & ~window
+            field = self.textured(wall, noise, 0.4)
+            glass = 0.4 * self.sky_horizon + 0.3 * _color(rng, (20, 30, 40), (60, 70, 80))
+            field[window] = glass * (0.7 + 0.6 * noise[window])[:, None]
+            field[frame] *= 0.6
         self.paint(np.ones((h, w), bool), self.lit(field) / max(self.light, 0.4))
 
     # -- camera ---------------------------------------------------------------------------
@@ -966,13 +1019,12 @@ class _Scene:
             x, y, glow, color = self.sun
             d = np.hypot(self.xx - x, self.yy - y)
             image = image + color * (0.35 * np.exp(-((d / (1.5 * glow)) ** 2)))[..., None]
-        warmth, green = rng.uniform(-0.06, 0.06), rng.uniform(-0.02, 0.02)
-        image = image * np.array((1 + warmth, 1 + green, 1 - warmth), np.float32)
+        warmth, green = rng.uniform(-0.06, 0.06), rng.uniform(-0.01, 0.01)
         exposure = rng.uniform(1.15, 1.6) if rng.random() < 0.12 else rng.uniform(0.8, 1.15)
-        image = image * exposure
-        r = np.hypot((self.xx - w / 2) / w, (self.yy - h / 2) / h)
-        image = image * (1 - rng.uniform(0.0, 0.5) * r**2)[..., None]
-        image = np.clip(image, 0, 255)
+        gain = exposure * np.array((1 + warmth, 1 + green, 1 - warmth), np.float32)
+        r2 = ((self.xx[:1] - w / 2) / w) ** 2 + ((self.yy[:, :1] - h / 2) / h) ** 2
+        image = image * ((1 - rng.uniform(0.0, 0.5) * r2)[..., None] * gain)
+        image = np.clip(image, 0, 255, out=image)
         if rng.random() < 0.5:
             blurred = Image.fromarray(image.astype(np.uint8)).filter(
                 ImageFilter.GaussianBlur(rng.uniform(0.3, 0.9)))

@@ -102,8 +102,8 @@ Kaggle serves only to signed-in users, so TFDS cannot download it for you:
    This writes `ade20k-outdoors.zip`; the web page's Download button gives `archive.zip`.
    Both names are accepted, and so is the extracted folder (`ade20k_outdoors/` or
    `ade20k-outdoors/` holding `images/` and `annotations/`).
-3. Build:
-     tfds build --imports tfds_ade20k_outdoors ade20k_outdoors_sky
+3. Build (without `/kaggle`, `tfds build` builds every config, scene_parse included):
+     tfds build --imports tfds_ade20k_outdoors ade20k_outdoors_sky/kaggle
    To keep the archive elsewhere, pass its folder with `--manual_dir DIR`
    (Python: `download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=DIR))`).
 

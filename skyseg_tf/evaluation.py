@@ -1,0 +1,450 @@
+"""Evaluation report: the study's Table 1 (IoU, ROC AUC) and more, for one or several models.
+
+:func:`evaluate_models` runs each model over a test split and reports, side by side,
+
+* at the model input size (images resized by ``make_dataset``, masks by nearest neighbour):
+  IoU, ROC AUC, Dice, pixel accuracy, precision, recall and boundary F
+  (:func:`skyseg_tf.metrics.default_metrics`; dataset-level sums, not means of per-image values);
+* with ``original_resolution=True``, the same metrics at each image's own resolution: the
+  prediction is resized back bilinearly, then thresholded, and compared with the native mask
+  (read from the element source, not the resized pipeline);
+* throughput in images per second (the model's forward passes during the evaluation, excluding
+  data loading and the first, compiling, call of each batch shape);
+* per-image IoU, to list the worst images.
+
+It writes ``metrics.md`` (Markdown tables), ``metrics.json`` and two figures per model
+(:func:`skyseg_tf.visualization.prediction_grid`): ``examples_<model>.png`` with the first test
+images and ``worst_<model>.png`` with the lowest-IoU ones.
+
+Example:
+    >>> import skyseg_tf
+    >>> model = skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None)
+    >>> report = evaluate_models([model], "synthetic", image_size=(64, 64), batch_size=2,
+    ...                          source_kwargs={"num_examples": 10}, progress=False)
+    >>> sorted(report.models[0].metrics)[:3]
+    ['auc', 'boundary_f', 'dice']
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import heapq
+import json
+import os
+import pathlib
+import re
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from skyseg_tf.inference import as_predictor, model_name, resize_probabilities
+from skyseg_tf.metrics import DEFAULT_THRESHOLD, default_metrics
+
+METRIC_LABELS = {
+    "iou": "IoU",
+    "auc": "ROC AUC",
+    "dice": "Dice",
+    "pixel_accuracy": "Pixel acc.",
+    "precision": "Precision",
+    "recall": "Recall",
+    "boundary_f": "Boundary F",
+}
+"""Report order and column titles; IoU and ROC AUC first, as in the study's Table 1."""
+
+WORST_IN_TABLE = 5
+"""How many of the worst images per model the Markdown report lists."""
+
+
+@dataclasses.dataclass
+class ModelEvaluation:
+    """The evaluation of one model.
+
+    Attributes:
+        name: Display name (the file stem for a path, else the Keras model name).
+        path: The model file or folder, if the model was given as a path.
+        metrics: Metric name -> value at the model input size (keys of :data:`METRIC_LABELS`).
+        original_metrics: The same at each image's original resolution, or ``None``.
+        images_per_second: Forward-pass throughput during the evaluation.
+        num_images: Images evaluated.
+        per_image: ``[{"file_name", "iou", "iou_original"?}]`` in data order.
+        worst: The lowest-IoU entries of ``per_image``, worst first (ranked by the original
+            resolution IoU when measured).
+        figures: ``{"examples": path, "worst": path}`` when figures were written.
+    """
+
+    name: str
+    path: str | None
+    metrics: dict
+    original_metrics: dict | None
+    images_per_second: float
+    num_images: int
+    per_image: list
+    worst: list
+    figures: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class EvaluationReport:
+    """All models of one evaluation, and the report text.
+
+    Attributes:
+        models: One :class:`ModelEvaluation` per model, in the order given.
+        settings: Source, split, image size, threshold and the other options.
+        markdown: The Markdown report (also written to ``metrics.md``); ``str(report)``.
+        files: ``{"markdown", "json"}`` paths when ``out_dir`` was given.
+    """
+
+    models: list
+    settings: dict
+    markdown: str
+    files: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (what ``metrics.json`` holds)."""
+        return {"settings": self.settings, "models": [m.to_dict() for m in self.models]}
+
+    def __str__(self) -> str:
+        return self.markdown
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "model"
+
+
+def _unique_names(names):
+    seen = collections.Counter()
+    unique = []
+    for name in names:
+        seen[name] += 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique
+
+
+def _resolve(models):
+    if isinstance(models, (str, os.PathLike)) or not isinstance(models, collections.abc.Sequence):
+        models = [models]
+    if not models:
+        raise ValueError("model_paths_or_models: received an empty list; pass at least one model or path.")
+    resolved = []
+    for entry in models:
+        if isinstance(entry, (str, os.PathLike)):
+            path = pathlib.Path(entry)
+            predictor = as_predictor(path)
+            name = path.stem if path.is_file() else path.name
+            resolved.append((name, str(path), predictor))
+        else:
+            predictor = as_predictor(entry)
+            resolved.append((model_name(predictor.model), None, predictor))
+    names = _unique_names([name for name, _, _ in resolved])
+    return [(name, path, predictor) for name, (_, path, predictor) in zip(names, resolved)]
+
+
+def _per_image_iou(truth: np.ndarray, prediction: np.ndarray) -> float:
+    """IoU of one image's sky; 1.0 when neither truth nor prediction has sky."""
+    intersection = np.count_nonzero(truth & prediction)
+    union = np.count_nonzero(truth | prediction)
+    return 1.0 if union == 0 else intersection / union
+
+
+def _results(metrics) -> dict:
+    return {metric.name: float(metric.result()) for metric in metrics}
+
+
+def _format(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _is_synthetic(source) -> bool:
+    return source == "synthetic"
+
+
+# --------------------------------------------------------------------------------------------
+# One model
+# --------------------------------------------------------------------------------------------
+
+
+def _evaluate_one(name, path, predictor, make_batches, make_elements, threshold, original_resolution,
+                  num_figure_examples, out_dir, progress):
+    metrics = default_metrics(threshold=threshold)
+    original = default_metrics(threshold=threshold) if original_resolution else None
+    per_image = []
+    examples = []
+    worst_heap = []  # (-iou, order, image, mask, probability, caption): the worst kept
+    seen_shapes = set()
+    timed_images = 0
+    timed_seconds = 0.0
+    first_batch = None
+    elements = make_elements().as_numpy_iterator() if original_resolution else None
+    batches = make_batches()
+    iterator = batches.as_numpy_iterator()
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = int(batches.cardinality())
+        iterator = tqdm(iterator, desc=f"evaluate {name}", unit="batch", total=total if total > 0 else None)
+    order = 0
+    for images, masks, file_names in iterator:
+        start = time.perf_counter()
+        probabilities = predictor(images)
+        seconds = time.perf_counter() - start
+        if images.shape in seen_shapes:
+            timed_images += len(images)
+            timed_seconds += seconds
+        else:  # the first call of a shape compiles; it does not count as throughput
+            seen_shapes.add(images.shape)
+            if first_batch is None:
+                first_batch = images
+        for metric in metrics:
+            metric.update_state(masks, probabilities[..., None])
+        truths = masks[..., 0] >= 0.5
+        predictions = probabilities >= threshold
+        for k in range(len(images)):
+            file_name = file_names[k].decode("utf-8", "replace")
+            entry = {"file_name": file_name, "iou": _per_image_iou(truths[k], predictions[k])}
+            if original_resolution:
+                element = next(elements)
+                element_name = element["file_name"].decode("utf-8", "replace")
+                if element_name != file_name:
+                    raise RuntimeError(
+                        f"the element source and the batched pipeline disagree on the order of "
+                        f"images ({element_name!r} vs {file_name!r}); use a source with a fixed order."
+                    )
+                native_mask = (element["segmentation_mask"] == 1).astype(np.float32)[None]
+                height, width = native_mask.shape[1:3]
+                native = resize_probabilities(probabilities[k][None, ..., None], (height, width)).numpy()
+                for metric in original:
+                    metric.update_state(native_mask, native)
+                entry["iou_original"] = _per_image_iou(native_mask[0, ..., 0] >= 0.5, native[0, ..., 0] >= threshold)
+            per_image.append(entry)
+            rank_iou = entry.get("iou_original", entry["iou"])
+            if num_figure_examples:
+                item = (images[k].astype(np.uint8), masks[k, ..., 0], probabilities[k])
+                caption = f"{file_name}  IoU {rank_iou:.3f}"
+                if len(examples) < num_figure_examples:
+                    examples.append((*item, caption))
+                heapq.heappush(worst_heap, (-rank_iou, -order, *item, caption))
+                if len(worst_heap) > num_figure_examples:
+                    heapq.heappop(worst_heap)  # drops the best of the kept
+            order += 1
+    if not per_image:
+        raise ValueError("the source yielded no images for this split; check the source and split.")
+    if timed_images == 0 and first_batch is not None:  # one batch shape only: time it once more
+        start = time.perf_counter()
+        predictor(first_batch)
+        timed_seconds = time.perf_counter() - start
+        timed_images = len(first_batch)
+    key = "iou_original" if original_resolution else "iou"
+    worst = sorted(per_image, key=lambda e: e[key])[:max(WORST_IN_TABLE, num_figure_examples)]
+    evaluation = ModelEvaluation(
+        name=name,
+        path=path,
+        metrics=_results(metrics),
+        original_metrics=_results(original) if original_resolution else None,
+        images_per_second=timed_images / timed_seconds if timed_seconds > 0 else float("nan"),
+        num_images=len(per_image),
+        per_image=per_image,
+        worst=worst,
+    )
+    if out_dir is not None and num_figure_examples:
+        from skyseg_tf.visualization import prediction_grid
+
+        slug = _slug(name)
+        image, mask, probability, caption = zip(*examples)
+        evaluation.figures["examples"] = str(prediction_grid(
+            image, mask, probability, out_dir / f"examples_{slug}.png", captions=caption,
+            threshold=threshold, title=f"{name}: test examples"))
+        ranked = sorted(worst_heap, key=lambda item: (-item[0], -item[1]))
+        image, mask, probability, caption = zip(*(item[2:] for item in ranked))
+        evaluation.figures["worst"] = str(prediction_grid(
+            image, mask, probability, out_dir / f"worst_{slug}.png", captions=caption,
+            threshold=threshold, title=f"{name}: lowest IoU"))
+    return evaluation
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def _table(models, attribute):
+    labels = list(METRIC_LABELS.values())
+    lines = ["| model | " + " | ".join(labels) + " | images/s |",
+             "|---|" + "---:|" * (len(labels) + 1)]
+    for model in models:
+        values = getattr(model, attribute)
+        cells = [_format(values.get(key)) for key in METRIC_LABELS]
+        lines.append(f"| {model.name} | " + " | ".join(cells) + f" | {model.images_per_second:.1f} |")
+    return lines
+
+
+def format_markdown(models: Sequence[ModelEvaluation], settings: dict) -> str:
+    """The Markdown report: metric tables (models side by side) and the worst images.
+
+    Example:
+        >>> m = ModelEvaluation("m", None, {"iou": 0.5}, None, 10.0, 1, [], [])
+        >>> print(format_markdown([m], {"split": "test"}).splitlines()[0])
+        # Sky segmentation evaluation
+    """
+    size = settings.get("image_size")
+    lines = ["# Sky segmentation evaluation", ""]
+    described = ", ".join(f"{key}: {value}" for key, value in settings.items()
+                          if key in ("source", "split", "num_images", "threshold"))
+    lines += [described, ""]
+    lines += [f"## At the model input size ({size[0]}x{size[1]})" if size else "## At the model input size", ""]
+    lines += _table(models, "metrics")
+    if any(model.original_metrics is not None for model in models):
+        lines += ["", "## At each image's original resolution",
+                  "", "Predictions resized back bilinearly, then thresholded; native masks.", ""]
+        lines += _table([m for m in models if m.original_metrics is not None], "original_metrics")
+    lines += ["", "images/s: forward passes only (data loading and compilation excluded).", ""]
+    for model in models:
+        lines += [f"## Worst images: {model.name}", "", "| file | IoU |" + (
+            " IoU (original) |" if model.original_metrics is not None else ""),
+            "|---|---:|" + ("---:|" if model.original_metrics is not None else "")]
+        for entry in model.worst[:WORST_IN_TABLE]:
+            extra = f" {entry['iou_original']:.4f} |" if "iou_original" in entry else ""
+            lines.append(f"| {entry['file_name']} | {entry['iou']:.4f} |{extra}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def evaluate_models(
+    model_paths_or_models: Any,
+    source: Any,
+    split: str = "test",
+    image_size: int | Sequence[int] = (256, 256),
+    batch_size: int = 8,
+    original_resolution: bool = False,
+    max_examples: int | None = None,
+    out_dir: str | os.PathLike | None = None,
+    num_figure_examples: int = 8,
+    threshold: float = DEFAULT_THRESHOLD,
+    source_kwargs: dict | None = None,
+    progress: bool = True,
+) -> EvaluationReport:
+    """Evaluates one or several models on a test split and writes the report.
+
+    Args:
+        model_paths_or_models: A model, a path (``.keras`` file or SavedModel folder), or a list
+            of them; several models are reported side by side.
+        source: A data source spec (see ``skyseg_tf.data.load_source``): ``"synthetic"``,
+            ``"ade20k_outdoors_sky"``, ``("folder", images_dir, masks_dir)``, a dict, or a
+            ``tf.data.Dataset`` of element dicts.
+        split: The split to evaluate (TFDS sources also take slices such as ``"test[:100]"``).
+        image_size: ``(height, width)`` (or one int) the models see, divisible by their stride.
+        batch_size: Images per forward pass.
+        original_resolution: Also compute every metric at each image's original resolution.
+        max_examples: Evaluate only the first ``max_examples`` images.
+        out_dir: Folder for ``metrics.md``, ``metrics.json`` and the figures; ``None`` writes
+            nothing.
+        num_figure_examples: Rows of each figure (0: no figures).
+        threshold: Probability at or above which a pixel is predicted sky.
+        source_kwargs: Keyword arguments of the source (e.g. ``{"num_examples": 100}`` for
+            ``"synthetic"``, ``{"data_dir": ...}`` for TFDS). A ``"synthetic"`` source renders at
+            ``image_size`` unless ``source_kwargs`` sets ``image_size``.
+        progress: Show a progress bar per model.
+
+    Returns:
+        An :class:`EvaluationReport`: ``report.models[i].metrics`` and friends, and
+        ``report.markdown`` to print.
+
+    Raises:
+        ValueError: For an invalid argument (named in the message) or an empty split.
+
+    Example:
+        >>> import skyseg_tf
+        >>> model = skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None)
+        >>> report = evaluate_models(model, "synthetic", image_size=64, batch_size=4,
+        ...                          source_kwargs={"num_examples": 10}, progress=False)
+        >>> report.models[0].num_images
+        2
+    """
+    from skyseg_tf.data import load_source, make_dataset
+    from skyseg_tf.inference import _check_positive, _check_size_pair
+
+    size = _check_size_pair("image_size", image_size)
+    batch_size = _check_positive("batch_size", batch_size)
+    if max_examples is not None:
+        max_examples = _check_positive("max_examples", max_examples)
+    if isinstance(num_figure_examples, bool) or not isinstance(num_figure_examples, int) or num_figure_examples < 0:
+        raise ValueError(f"num_figure_examples: received {num_figure_examples!r}; pass an int >= 0.")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise ValueError(f"threshold: received {threshold!r}; pass a probability in [0, 1].")
+    if not isinstance(original_resolution, bool):
+        raise TypeError(f"original_resolution: received {original_resolution!r}; pass True or False.")
+    source_kwargs = dict(source_kwargs or {})
+    if _is_synthetic(source):
+        source_kwargs.setdefault("image_size", size)
+    models = _resolve(model_paths_or_models)
+    for name, _, predictor in models:
+        if size[0] % predictor.stride or size[1] % predictor.stride:
+            fixed = tuple(-(-v // predictor.stride) * predictor.stride for v in size)
+            raise ValueError(
+                f"image_size: received {size}, but {name} needs sizes divisible by "
+                f"{predictor.stride}; use image_size={fixed}."
+            )
+        if predictor.input_size is not None and predictor.input_size != size:
+            raise ValueError(
+                f"image_size: received {size}, but {name} only takes {predictor.input_size}; "
+                f"pass image_size={predictor.input_size}."
+            )
+
+    def make_elements():
+        elements = load_source(source, split, **source_kwargs)
+        return elements.take(max_examples) if max_examples else elements
+
+    def make_batches():
+        # The split was applied by load_source; "test" only tells make_dataset the base split
+        # name, and training=False fixes the order and turns augmentation off.
+        return make_dataset(make_elements(), "test", size, batch_size, training=False, augment=False,
+                            shuffle=False, drop_remainder=False, with_file_names=True)
+
+    out = None
+    if out_dir is not None:
+        out = pathlib.Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+    evaluations = [
+        _evaluate_one(name, path, predictor, make_batches, make_elements, threshold, original_resolution,
+                      num_figure_examples, out, progress)
+        for name, path, predictor in models
+    ]
+    settings = {
+        "source": source if isinstance(source, (str, list, tuple, dict)) else type(source).__name__,
+        "split": split,
+        "image_size": list(size),
+        "num_images": evaluations[0].num_images,
+        "threshold": threshold,
+        "batch_size": batch_size,
+        "original_resolution": original_resolution,
+        "max_examples": max_examples,
+        "source_kwargs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in source_kwargs.items()},
+    }
+    report = EvaluationReport(models=evaluations, settings=settings,
+                              markdown=format_markdown(evaluations, settings))
+    if out is not None:
+        markdown_path = out / "metrics.md"
+        json_path = out / "metrics.json"
+        markdown_path.write_text(report.markdown + "\n")
+        json_path.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+        report.files = {"markdown": str(markdown_path), "json": str(json_path)}
+    return report
+
+
+__all__ = [
+    "EvaluationReport",
+    "METRIC_LABELS",
+    "ModelEvaluation",
+    "evaluate_models",
+    "format_markdown",
+]

@@ -1,0 +1,476 @@
+"""Export for serving: a SavedModel in TF Serving's layout, and TFLite files.
+
+:func:`export_saved_model` writes ``out_dir/<version>/`` (what TF Serving watches) with two
+signatures:
+
+``serving_default``
+    input ``images``: float32 ``[B, H, W, 3]``, raw RGB in ``[0, 255]``, any ``H`` and ``W`` (the
+    batch is mirror-padded to the model's stride and the output cropped back);
+    output ``sky_probability``: float32 ``[B, H, W, 1]``.
+
+``serving_bytes``
+    input ``image_bytes``: string ``[B]``, encoded JPEG / PNG / GIF / BMP / WebP files (the REST
+    API sends ``{"b64": "..."}`` per instance). Each image is decoded (RGB), resized to the export's
+    working size ``image_size`` as the training pipeline resizes, predicted, and its probability
+    resized back bilinearly to the image's own size. Images of one request may differ in size:
+    outputs are padded with zeros at the bottom and right to the largest image of the request, and
+    ``image_size`` tells each image's ``(height, width)``; crop ``[i, :h, :w]``.
+    Outputs: ``sky_probability`` float32 ``[B, Hmax, Wmax, 1]``, ``sky_mask`` uint8
+    ``[B, Hmax, Wmax, 1]`` (1 = sky, probability ``>= threshold``), ``image_size`` int32 ``[B, 2]``.
+    Bytes that are not an image give an ``InvalidArgumentError`` naming the input and the fix
+    (TF Serving answers it as an HTTP 400 error).
+
+The normalisation is a layer inside the model, so clients send raw pixels. Serve with::
+
+    docker run -p 8501:8501 -p 8500:8500 -v "$PWD/export:/models/skyseg" \\
+        -e MODEL_NAME=skyseg tensorflow/serving
+
+:func:`export_tflite` writes a fixed-size TFLite model (float32 or float16 weights) and
+:func:`check_tflite` / :func:`check_saved_model` report how far the exports are from Keras.
+
+Example:
+    >>> import tempfile
+    >>> import skyseg_tf
+    >>> model = skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None)
+    >>> path = export_saved_model(model, tempfile.mkdtemp(), image_size=(64, 64))
+    >>> path.name
+    '1'
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import pathlib
+import shutil
+import tempfile
+import warnings
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from skyseg_tf.inference import (
+    DEFAULT_INPUT_SIZE,
+    as_predictor,
+    load_model,
+    model_stride,
+    pad_to_multiple,
+    resize_images,
+    resize_probabilities,
+)
+from skyseg_tf.losses import sky_probability
+from skyseg_tf.metrics import DEFAULT_THRESHOLD
+
+SERVING_DEFAULT = "serving_default"
+SERVING_BYTES = "serving_bytes"
+IMAGES_INPUT = "images"
+BYTES_INPUT = "image_bytes"
+PROBABILITY_OUTPUT = "sky_probability"
+MASK_OUTPUT = "sky_mask"
+SIZE_OUTPUT = "image_size"
+TFLITE_QUANTIZATIONS = (None, "float16")
+INFO_FILE = "assets.extra/skyseg.json"
+"""Export facts (working size, stride, threshold) beside the SavedModel; TF Serving ignores
+``assets.extra``."""
+
+# Leading bytes of the formats tf.io.decode_image reads: (offset, magic).
+_MAGIC = (
+    ((0, b"\xff\xd8\xff"),),  # JPEG
+    ((0, b"\x89PNG\r\n\x1a\n"),),  # PNG
+    ((0, b"GIF8"),),  # GIF
+    ((0, b"BM"),),  # BMP
+    ((0, b"RIFF"), (8, b"WEBP")),  # WebP
+    ((0, b"\xff\x0a"),),  # JPEG XL codestream
+    ((0, b"\x00\x00\x00\x0cJXL "),),  # JPEG XL container
+)
+
+
+def _resolve_model(model):
+    import keras
+
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"model: received {type(model).__name__}; export needs a keras.Model or the path of a "
+            ".keras file."
+        )
+    return model
+
+
+def _working_size(model, image_size, stride: int) -> tuple[int, int]:
+    from skyseg_tf.inference import _check_size_pair, model_input_size
+
+    size = _check_size_pair("image_size", image_size) or model_input_size(model) or DEFAULT_INPUT_SIZE
+    fixed = model_input_size(model)
+    if fixed is not None and size != fixed:
+        raise ValueError(
+            f"image_size: received {size}, but {model.name} only takes {fixed[0]}x{fixed[1]} "
+            f"inputs; pass image_size={fixed} or rebuild the model with input_shape=(None, None, 3)."
+        )
+    return size
+
+
+def _sky(model, images):
+    """Sky probability ``[B, H, W, 1]`` of a float32 batch of any size (padded to the stride)."""
+    stride = model_stride(model)
+    shape = tf.shape(images)
+    padded = pad_to_multiple(images, stride)
+    probability = sky_probability(model(padded, training=False))
+    return probability[:, : shape[1], : shape[2], :]
+
+
+def _check_encoded(data, index):
+    padded = tf.strings.join([data, tf.constant(b"\x00" * 16)])
+    matches = []
+    for parts in _MAGIC:
+        checks = [tf.equal(tf.strings.substr(padded, offset, len(magic)), magic) for offset, magic in parts]
+        matches.append(tf.reduce_all(tf.stack(checks)))
+    return tf.debugging.Assert(
+        tf.reduce_any(tf.stack(matches)),
+        [
+            f"{SERVING_BYTES}: element of input '{BYTES_INPUT}' is not an encoded JPEG, PNG, GIF, "
+            "BMP or WebP image (corrupt data or a wrong encoding). Send each image file's bytes "
+            'unchanged; in the REST API as {"b64": "<base64 of the file>"}. Index:',
+            index,
+            "first bytes:",
+            tf.strings.substr(padded, 0, 12),
+        ],
+        name="check_image_bytes",
+    )
+
+
+def _bytes_endpoint(model, size, threshold):
+    def predict_one(data, index):
+        with tf.control_dependencies([_check_encoded(data, index)]):
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        original = tf.shape(image)[:2]
+        resized = resize_images(image[None], size)
+        low = _sky(model, resized)
+        return resize_probabilities(low, original)[0], original
+
+    def serve(image_bytes):
+        count = tf.shape(image_bytes)[0]
+        probabilities = tf.TensorArray(tf.float32, size=count, infer_shape=False,
+                                       element_shape=tf.TensorShape([None, None, 1]))
+        sizes = tf.TensorArray(tf.int32, size=count, element_shape=tf.TensorShape([2]))
+
+        def predict(i, probabilities, sizes):
+            probability, original = predict_one(image_bytes[i], i)
+            return i + 1, probabilities.write(i, probability), sizes.write(i, original)
+
+        _, probabilities, sizes = tf.while_loop(
+            lambda i, *_: i < count, predict, (tf.constant(0), probabilities, sizes))
+        sizes = sizes.stack()
+        max_height = tf.reduce_max(sizes[:, 0])
+        max_width = tf.reduce_max(sizes[:, 1])
+        padded = tf.TensorArray(tf.float32, size=count, element_shape=tf.TensorShape([None, None, 1]))
+
+        def pad(i, padded):
+            probability = probabilities.read(i)
+            shape = tf.shape(probability)
+            probability = tf.pad(probability, [[0, max_height - shape[0]], [0, max_width - shape[1]], [0, 0]])
+            return i + 1, padded.write(i, probability)
+
+        _, padded = tf.while_loop(lambda i, *_: i < count, pad, (tf.constant(0), padded))
+        probability = padded.stack()
+        return {
+            PROBABILITY_OUTPUT: probability,
+            MASK_OUTPUT: tf.cast(probability >= threshold, tf.uint8),
+            SIZE_OUTPUT: sizes,
+        }
+
+    return serve
+
+
+def export_saved_model(
+    model,
+    out_dir: str | os.PathLike,
+    version: int = 1,
+    image_size: int | Sequence[int] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    overwrite: bool = False,
+) -> pathlib.Path:
+    """Writes a SavedModel for TF Serving to ``out_dir/<version>/``.
+
+    Signatures ``serving_default`` (float32 images) and ``serving_bytes`` (encoded image files)
+    are described in the module docstring. Written with ``keras.export.ExportArchive``.
+
+    Args:
+        model: A ``keras.Model`` or the path of a ``.keras`` file.
+        out_dir: The model's base folder (mount it as ``/models/<name>`` in TF Serving).
+        version: Version number, the sub-folder name; TF Serving serves the highest.
+        image_size: ``(height, width)`` that ``serving_bytes`` resizes images to (the training
+            size). Default: the model's fixed input size, else
+            ``skyseg_tf.inference.DEFAULT_INPUT_SIZE``.
+        threshold: Probability at or above which ``sky_mask`` is 1.
+        overwrite: Replace an existing ``out_dir/<version>`` (otherwise an error).
+
+    Returns:
+        The version folder, ``out_dir/<version>``.
+
+    Raises:
+        FileExistsError: If the version folder exists and ``overwrite`` is False.
+        ValueError: For an invalid argument.
+
+    Example:
+        >>> import tempfile
+        >>> import skyseg_tf
+        >>> model = skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None)
+        >>> out = export_saved_model(model, tempfile.mkdtemp(), version=3, image_size=64)
+        >>> sorted(tf.saved_model.load(str(out)).signatures)
+        ['serving_bytes', 'serving_default']
+    """
+    import keras
+
+    model = _resolve_model(model)
+    if isinstance(version, bool) or not isinstance(version, numbers.Integral) or version < 1:
+        raise ValueError(f"version: received {version!r}; pass a positive int (TF Serving's version folder).")
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 1:
+        raise ValueError(f"threshold: received {threshold!r}; pass a probability in [0, 1].")
+    stride = model_stride(model)
+    size = _working_size(model, image_size, stride)
+    target = pathlib.Path(out_dir) / str(int(version))
+    if target.exists() and any(target.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"{str(target)!r} already exists. Export another version (version={version + 1}) "
+                "or pass overwrite=True to replace it."
+            )
+        shutil.rmtree(target)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        SERVING_DEFAULT,
+        lambda images: {PROBABILITY_OUTPUT: _sky(model, images)},
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGES_INPUT)],
+    )
+    archive.add_endpoint(
+        SERVING_BYTES,
+        _bytes_endpoint(model, size, float(threshold)),
+        input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)],
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    archive.write_out(str(target), verbose=False)
+    info = {
+        "model_name": model.name,
+        "image_size": list(size),
+        "stride": stride,
+        "threshold": float(threshold),
+        "signatures": {SERVING_DEFAULT: [IMAGES_INPUT, [PROBABILITY_OUTPUT]],
+                       SERVING_BYTES: [BYTES_INPUT, [PROBABILITY_OUTPUT, MASK_OUTPUT, SIZE_OUTPUT]]},
+        "skyseg_tf_version": _version(),
+    }
+    (target / INFO_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (target / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return target
+
+
+def _version() -> str:
+    from skyseg_tf import __version__
+
+    return __version__
+
+
+def export_tflite(
+    model,
+    path: str | os.PathLike,
+    image_size: int | Sequence[int] | None = None,
+    quantization: str | None = None,
+) -> pathlib.Path:
+    """Writes a TFLite model: float32 ``[1, h, w, 3]`` RGB in ``[0, 255]`` -> ``[1, h, w, 1]``.
+
+    The signature is ``serving_default`` with input ``images`` and output ``sky_probability``.
+    TFLite needs a fixed input size; resize images to it (``skyseg_tf.inference.resize_images``).
+
+    Args:
+        model: A ``keras.Model`` or the path of a ``.keras`` file.
+        path: Output ``.tflite`` file.
+        image_size: ``(height, width)``, divisible by the model's stride. Default: the model's
+            fixed input size, else ``skyseg_tf.inference.DEFAULT_INPUT_SIZE``.
+        quantization: ``None`` (float32 weights) or ``"float16"`` (half-size file; weights in
+            float16, computed in float32 on CPU).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: For an invalid argument.
+
+    Example:
+        >>> import os, tempfile
+        >>> import skyseg_tf
+        >>> model = skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None)
+        >>> path = export_tflite(model, os.path.join(tempfile.mkdtemp(), "sky.tflite"), image_size=64)
+        >>> path.stat().st_size > 1_000_000
+        True
+    """
+    import keras
+
+    model = _resolve_model(model)
+    if quantization not in TFLITE_QUANTIZATIONS:
+        raise ValueError(f"quantization: received {quantization!r}; valid values are {TFLITE_QUANTIZATIONS}.")
+    path = pathlib.Path(path)
+    if path.suffix != ".tflite":
+        raise ValueError(f"path: received {str(path)!r}; a TFLite file name must end with '.tflite'.")
+    stride = model_stride(model)
+    size = _working_size(model, image_size, stride)
+    if size[0] % stride or size[1] % stride:
+        raise ValueError(
+            f"image_size: received {size}; {model.name} needs sizes divisible by {stride}, e.g. "
+            f"{tuple(-(-v // stride) * stride for v in size)}."
+        )
+    with tempfile.TemporaryDirectory() as saved_model_dir:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            SERVING_DEFAULT,
+            lambda images: {PROBABILITY_OUTPUT: sky_probability(model(images, training=False))},
+            input_signature=[tf.TensorSpec([1, *size, 3], tf.float32, name=IMAGES_INPUT)],
+        )
+        archive.write_out(saved_model_dir, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+        if quantization == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        content = converter.convert()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def _tflite_interpreter(path):
+    try:  # The LiteRT runtime, where installed; TensorFlow's own interpreter otherwise.
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        return Interpreter(model_path=str(path))
+
+
+def run_tflite(path: str | os.PathLike, images) -> np.ndarray:
+    """Runs a TFLite export on float32 images ``[N, h, w, 3]``; returns ``[N, h, w, 1]``.
+
+    Example:
+        >>> run_tflite("sky.tflite", np.zeros((2, 64, 64, 3), np.float32)).shape  # doctest: +SKIP
+        (2, 64, 64, 1)
+    """
+    runner = _tflite_interpreter(path).get_signature_runner(SERVING_DEFAULT)
+    images = np.asarray(images, np.float32)
+    return np.concatenate([runner(**{IMAGES_INPUT: image[None]})[PROBABILITY_OUTPUT] for image in images])
+
+
+def _test_images(num_images, size, seed):
+    from skyseg_tf.data.synthetic import render_scene
+
+    images = [render_scene(np.random.default_rng([seed, i]), size[0], size[1])[0] for i in range(num_images)]
+    return np.stack(images).astype(np.float32)
+
+
+def check_tflite(model, tflite_path: str | os.PathLike, num_images: int = 2, seed: int = 0) -> dict:
+    """Compares a TFLite export with its Keras model on synthetic scenes.
+
+    Args:
+        model: The ``keras.Model`` (or ``.keras`` path) that was exported.
+        tflite_path: The ``.tflite`` file.
+        num_images: How many scenes to compare on.
+        seed: Seed of the scenes.
+
+    Returns:
+        ``{"max_abs_diff": float, "mean_abs_diff": float, "image_size": (h, w)}`` over the sky
+        probabilities.
+
+    Example:
+        >>> check_tflite(model, "sky.tflite")["max_abs_diff"] < 1e-4  # doctest: +SKIP
+        True
+    """
+    model = _resolve_model(model)
+    details = _tflite_interpreter(tflite_path).get_signature_runner(SERVING_DEFAULT).get_input_details()
+    size = tuple(int(v) for v in details[IMAGES_INPUT]["shape"][1:3])
+    images = _test_images(num_images, size, seed)
+    expected = as_predictor(model)(images)
+    actual = run_tflite(tflite_path, images)[..., 0]
+    difference = np.abs(actual - expected)
+    return {"max_abs_diff": float(difference.max()), "mean_abs_diff": float(difference.mean()),
+            "image_size": size}
+
+
+def check_saved_model(model, export_dir: str | os.PathLike, image_size: int | Sequence[int] = (64, 96),
+                      num_images: int = 2, seed: int = 0) -> dict:
+    """Compares both signatures of a SavedModel export with its Keras model, in this process.
+
+    ``serving_default`` is compared with the Keras model on synthetic scenes of ``image_size``;
+    ``serving_bytes`` on the same scenes encoded as PNG (lossless) with
+    ``predict_image(model, image, input_size=<export size>, mode="resize")``.
+
+    Returns:
+        ``{"serving_default": max abs diff, "serving_bytes": max abs diff}``.
+
+    Example:
+        >>> check_saved_model(model, "export/1")["serving_bytes"] < 1e-4  # doctest: +SKIP
+        True
+    """
+    import io
+
+    from PIL import Image
+
+    from skyseg_tf.inference import _check_size_pair, predict_image
+
+    model = _resolve_model(model)
+    size = _check_size_pair("image_size", image_size)
+    loaded = tf.saved_model.load(str(export_dir))
+    images = _test_images(num_images, size, seed)
+    predictor = as_predictor(model)
+    served = loaded.signatures[SERVING_DEFAULT](**{IMAGES_INPUT: tf.constant(images)})[PROBABILITY_OUTPUT]
+    default_diff = float(np.abs(served.numpy()[..., 0] - predictor(images)).max())
+    encoded = []
+    for image in images.astype(np.uint8):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    outputs = loaded.signatures[SERVING_BYTES](**{BYTES_INPUT: tf.constant(encoded)})
+    export_size = tuple(read_export_info(export_dir)["image_size"])
+    bytes_diff = 0.0
+    for k, image in enumerate(images.astype(np.uint8)):
+        expected = predict_image(predictor, image, input_size=export_size, mode="resize")
+        actual = outputs[PROBABILITY_OUTPUT].numpy()[k, : image.shape[0], : image.shape[1], 0]
+        bytes_diff = max(bytes_diff, float(np.abs(actual - expected).max()))
+    return {SERVING_DEFAULT: default_diff, SERVING_BYTES: bytes_diff}
+
+
+def read_export_info(export_dir: str | os.PathLike) -> dict:
+    """Reads ``assets.extra/skyseg.json`` of an export: working size, stride, threshold, model.
+
+    Example:
+        >>> read_export_info("export/1")["image_size"]  # doctest: +SKIP
+        [64, 64]
+    """
+    path = pathlib.Path(export_dir) / INFO_FILE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{str(path)!r} does not exist; {str(export_dir)!r} was not written by "
+            "skyseg_tf.export.export_saved_model (pass the version folder, e.g. export/1)."
+        )
+    return json.loads(path.read_text())
+
+
+__all__ = [
+    "BYTES_INPUT",
+    "IMAGES_INPUT",
+    "MASK_OUTPUT",
+    "PROBABILITY_OUTPUT",
+    "SERVING_BYTES",
+    "SERVING_DEFAULT",
+    "SIZE_OUTPUT",
+    "TFLITE_QUANTIZATIONS",
+    "check_saved_model",
+    "check_tflite",
+    "read_export_info",
+    "export_saved_model",
+    "export_tflite",
+    "run_tflite",
+]

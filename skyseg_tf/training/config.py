@@ -1,0 +1,219 @@
+"""Training configuration: one validated dataclass that the CLI, config files and Python share."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+LOSSES = ("dice", "bce", "bce_dice", "focal")
+AUGMENTATIONS = ("tf", "albumentations", "none")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value: names the key, the value, and what is valid."""
+
+
+def _fail(key: str, value: Any, valid: str) -> None:
+    raise ConfigError(f"Invalid config value {key}={value!r}: {valid}.")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run needs; defaults follow the study (Dice loss, 20 epochs).
+
+    Attributes:
+        model: Registry name (``skyseg_tf.list_models()``).
+        encoder_weights: ``"imagenet"``, ``None`` or a weights file for the encoder.
+        model_kwargs: Extra builder arguments (``{"output_stride": 16}``...).
+        data: Data source: ``"synthetic"``, ``"ade20k_outdoors_sky"`` (TFDS), or
+            ``"folder"`` with ``data_kwargs={"images": DIR, "masks": DIR}``.
+        data_kwargs: Arguments of the source (``num_examples``, ``seed``, ``data_dir``...).
+        train_split: Split used for training.
+        validation_split: Split used for validation, the best checkpoint and early stopping.
+        image_size: ``(height, width)`` the pipeline resizes to (divisible by 32 for U-Net).
+        global_batch_size: Batch size over all replicas (each replica gets an equal share).
+        epochs: Number of epochs.
+        steps_per_epoch: Limit of steps per epoch (``None``: one pass over the data).
+        validation_steps: Limit of validation steps (``None``: the whole split).
+        loss: ``"dice"``, ``"bce"``, ``"bce_dice"`` or ``"focal"``.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (momentum 0.9).
+        learning_rate: Initial learning rate.
+        weight_decay: Weight decay for ``adamw``.
+        lr_schedule: ``"constant"``, ``"cosine"`` (decay to 1% over the run) or ``"plateau"``
+            (halve after ``reduce_lr_patience`` epochs without validation IoU gain).
+        reduce_lr_patience: Patience of the plateau schedule.
+        early_stopping_patience: Stop after this many epochs without gain (``None``: never).
+        freeze_encoder_epochs: Train only the decoder for the first N epochs.
+        mixed_precision: Use the ``mixed_float16`` policy (GPU) .
+        jit_compile: Compile the train step with XLA.
+        strategy: ``"auto"``, ``"one_device"``, ``"mirrored"`` or ``"multi_worker_mirrored"``.
+        augment: ``"tf"`` (fast path), ``"albumentations"`` or ``"none"``.
+        cache: Cache decoded examples in memory.
+        run_dir: Folder for the config, checkpoints, logs, history and plots.
+        seed: Seed for shuffling, augmentation and initialisation.
+        backup_every_steps: Also back up every N steps (``None``: at each epoch end).
+        tensorboard: Write TensorBoard logs.
+        verbose: Keras progress output: 1 (progress bars), 2 (a line per epoch) or 0.
+    """
+
+    model: str = "unet_resnet50"
+    encoder_weights: Optional[str] = "imagenet"
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+    data: str = "synthetic"
+    data_kwargs: dict = dataclasses.field(default_factory=dict)
+    train_split: str = "train"
+    validation_split: str = "validation"
+    image_size: tuple = (256, 256)
+    global_batch_size: int = 8
+    epochs: int = 20
+    steps_per_epoch: Optional[int] = None
+    validation_steps: Optional[int] = None
+    loss: str = "dice"
+    optimizer: str = "adam"
+    learning_rate: float = 1e-4
+    weight_decay: float = 1e-4
+    lr_schedule: str = "constant"
+    reduce_lr_patience: int = 3
+    early_stopping_patience: Optional[int] = None
+    freeze_encoder_epochs: int = 0
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    strategy: str = "auto"
+    augment: str = "tf"
+    cache: bool = False
+    run_dir: str = "runs/train"
+    seed: int = 0
+    backup_every_steps: Optional[int] = None
+    tensorboard: bool = True
+    verbose: int = 1
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "TrainConfig":
+        """Checks every value; raises :class:`ConfigError` naming the key, value and what is valid.
+
+        Example:
+            >>> TrainConfig(epochs=0)
+            Traceback (most recent call last):
+            ...
+            skyseg_tf.training.config.ConfigError: Invalid config value epochs=0: ...
+        """
+        from skyseg_tf.models import list_models  # Deferred: keeps config import light.
+
+        if self.model not in list_models():
+            _fail("model", self.model, f"valid models are {', '.join(list_models())}")
+        if self.encoder_weights not in ("imagenet", None) and not (
+            isinstance(self.encoder_weights, str) and os.path.isfile(self.encoder_weights)
+        ):
+            _fail("encoder_weights", self.encoder_weights, "use 'imagenet', null/None or the path of an existing weights file")
+        for key in ("model_kwargs", "data_kwargs"):
+            if not isinstance(getattr(self, key), dict):
+                _fail(key, getattr(self, key), "must be a mapping of argument names to values")
+        if not isinstance(self.data, str) or not self.data:
+            _fail("data", self.data, "use 'synthetic', 'ade20k_outdoors_sky[/config]' or 'folder'")
+        if self.data == "folder" and not {"images", "masks"} <= set(self.data_kwargs):
+            _fail("data_kwargs", self.data_kwargs, "data='folder' needs data_kwargs with 'images' and 'masks' folders")
+        size = self.image_size
+        if isinstance(size, int):
+            size = (size, size)
+        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
+            _fail("image_size", self.image_size, "must be two positive ints (height, width), e.g. [256, 256]")
+        self.image_size = tuple(size)
+        for key in ("global_batch_size", "epochs"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                _fail(key, value, "must be a positive int")
+        for key in ("steps_per_epoch", "validation_steps", "early_stopping_patience", "backup_every_steps"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                _fail(key, value, "must be a positive int or null/None")
+        for key in ("reduce_lr_patience", "freeze_encoder_epochs", "seed"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                _fail(key, value, "must be a non-negative int")
+        if self.freeze_encoder_epochs >= self.epochs and self.freeze_encoder_epochs:
+            _fail("freeze_encoder_epochs", self.freeze_encoder_epochs, f"must be smaller than epochs ({self.epochs})")
+        for key, valid in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES),
+                           ("strategy", STRATEGIES), ("augment", AUGMENTATIONS)):
+            if getattr(self, key) not in valid:
+                _fail(key, getattr(self, key), f"valid values are {', '.join(valid)}")
+        for key in ("learning_rate", "weight_decay"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (key == "learning_rate" and value == 0):
+                _fail(key, value, "must be a positive number" if key == "learning_rate" else "must be a non-negative number")
+        for key in ("mixed_precision", "jit_compile", "cache", "tensorboard"):
+            if not isinstance(getattr(self, key), bool):
+                _fail(key, getattr(self, key), "must be true or false")
+        if self.verbose not in (0, 1, 2):
+            _fail("verbose", self.verbose, "valid values are 0, 1 (progress bars) and 2 (one line per epoch)")
+        if not isinstance(self.run_dir, str) or not self.run_dir:
+            _fail("run_dir", self.run_dir, "must be a folder path")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Builds a config from a mapping; unknown keys are an error listing the valid keys.
+
+        Example:
+            >>> TrainConfig.from_dict({"model": "unet_mobilenet_v3_large", "epochs": 2}).epochs
+            2
+        """
+        if not isinstance(values, dict):
+            raise ConfigError(f"A training config must be a mapping of keys to values; received {type(values).__name__}.")
+        names = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ConfigError(f"Unknown config key(s) {', '.join(unknown)}; valid keys are {', '.join(names)}.")
+        return cls(**values)
+
+    @classmethod
+    def from_file(cls, path: str) -> "TrainConfig":
+        """Reads a JSON or YAML config file.
+
+        Example:
+            >>> import json, tempfile
+            >>> with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            ...     json.dump({"epochs": 3}, f)
+            >>> TrainConfig.from_file(f.name).epochs
+            3
+        """
+        if not os.path.isfile(path):
+            raise ConfigError(f"Config file {path!r} does not exist.")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        try:
+            if path.endswith((".yaml", ".yml")):
+                import yaml
+
+                values = yaml.safe_load(text) or {}
+            else:
+                values = json.loads(text)
+        except Exception as error:  # The parsers' own errors carry line numbers.
+            raise ConfigError(f"Could not parse config file {path!r}: {error}") from error
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (what the run directory's config.json holds).
+
+        Example:
+            >>> TrainConfig().to_dict()["loss"]
+            'dice'
+        """
+        values = dataclasses.asdict(self)
+        values["image_size"] = list(self.image_size)
+        return values
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some values changed (validated).
+
+        Example:
+            >>> TrainConfig().replace(epochs=5).epochs
+            5
+        """
+        return TrainConfig.from_dict({**dataclasses.asdict(self), **changes})

@@ -1,0 +1,331 @@
+"""``train(config)``: model.fit under a tf.distribute strategy, with a run directory that survives crashes.
+
+A run directory holds::
+
+    config.json          the validated config
+    history.csv          one row per finished epoch (appended across resumes)
+    history.json         the same, as lists per metric
+    best.keras           the model with the best validation IoU
+    training_curves.png  loss and IoU, train vs validation (the study's Figure 3)
+    backup/              BackupAndRestore state while a run is unfinished
+    tensorboard/         TensorBoard logs
+
+Run ``train`` again with the same ``run_dir`` after a crash or a kill and it resumes from the
+last backed-up epoch and finishes with the configured number of epochs.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+
+from skyseg_tf.data import make_dataset
+from skyseg_tf.losses import get_loss
+from skyseg_tf.metrics import default_metrics
+from skyseg_tf.models import build_model
+from skyseg_tf.training.config import TrainConfig
+from skyseg_tf.training.curves import plot_training_curves
+from skyseg_tf.training.strategy import get_distribution_strategy, is_chief
+
+MONITOR = "val_iou"
+BEST_MODEL = "best.keras"
+HISTORY_CSV = "history.csv"
+HISTORY_JSON = "history.json"
+CURVES_PNG = "training_curves.png"
+
+
+class TrainingError(RuntimeError):
+    """Training stopped (NaN loss, out of memory); the message says why and what was kept."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a finished run produced.
+
+    Attributes:
+        run_dir: The run directory.
+        best_model_path: Path of the best ``.keras`` model (by validation IoU).
+        history: Per-epoch values, ``{"loss": [...], "val_iou": [...], ...}``.
+        best_val_iou: The best validation IoU.
+        epochs_completed: Epochs finished over all (resumed) invocations.
+    """
+
+    run_dir: str
+    best_model_path: str
+    history: dict
+    best_val_iou: float
+    epochs_completed: int
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss and remembers where it happened."""
+
+    def __init__(self):
+        super().__init__()
+        self.tripped_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.tripped_at = (self._epoch, batch)
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
+class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that never overwrites the last good backup with diverged weights."""
+
+    def __init__(self, nan_guard: NaNGuard, **kwargs):
+        super().__init__(**kwargs)
+        self._nan_guard = nan_guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._nan_guard.tripped_at is None:
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._nan_guard.tripped_at is None:
+            super().on_train_batch_end(batch, logs)
+
+    def on_train_end(self, logs=None):
+        if self._nan_guard.tripped_at is None:
+            super().on_train_end(logs)
+
+
+def cosine_learning_rate(initial: float, epochs: int, floor: float = 0.01):
+    """Per-epoch cosine decay from ``initial`` to ``floor * initial``; stable across resumes.
+
+    Example:
+        >>> schedule = cosine_learning_rate(1e-3, 10)
+        >>> round(schedule(0, 0.0), 6), round(schedule(10, 0.0), 6)
+        (0.001, 1e-05)
+    """
+
+    def schedule(epoch, _lr):
+        progress = min(epoch / max(epochs, 1), 1.0)
+        return initial * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    return schedule
+
+
+def _make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(config.learning_rate, momentum=0.9)
+    return keras.optimizers.Adam(config.learning_rate)
+
+
+def _source(config: TrainConfig) -> dict:
+    """The pipeline's source spec: the source's own arguments travel inside it."""
+    kwargs = dict(config.data_kwargs)
+    if config.data == "folder":
+        return {"type": "folder", **kwargs}
+    if config.data == "synthetic":
+        if "render_size" in kwargs:  # The size scenes are drawn at, not the model input size.
+            kwargs["image_size"] = kwargs.pop("render_size")
+        return {"type": "synthetic", **kwargs}
+    return {"type": "tfds", "name": config.data, **kwargs}
+
+
+def _datasets(config: TrainConfig, strategy: tf.distribute.Strategy):
+    source = _source(config)
+    augment = False if config.augment == "none" else config.augment
+    common = dict(global_batch_size=config.global_batch_size, seed=config.seed, cache=config.cache)
+    train = make_dataset(source, config.train_split, config.image_size, augment=augment, training=True, **common)
+    validation = make_dataset(source, config.validation_split, config.image_size, augment=False, training=False, **common)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train, validation = train.with_options(options), validation.with_options(options)
+    return train, validation
+
+
+def read_history(path: str) -> dict:
+    """Reads a CSVLogger file into ``{column: [values per epoch]}``, last row per epoch winning.
+
+    Example:
+        >>> read_history("/nonexistent/history.csv")
+        {}
+    """
+    if not os.path.isfile(path):
+        return {}
+    rows = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            rows[int(row["epoch"])] = row
+    history: dict = {}
+    for epoch in sorted(rows):
+        for key, value in rows[epoch].items():
+            history.setdefault(key, []).append(int(value) if key == "epoch" else float(value))
+    return history
+
+
+def _callbacks(config: TrainConfig, run_dir: str, chief: bool, nan_guard: NaNGuard, best_so_far: float | None):
+    callbacks = [
+        nan_guard,
+        SafeBackupAndRestore(
+            nan_guard,
+            backup_dir=os.path.join(run_dir, "backup"),
+            save_freq=config.backup_every_steps or "epoch",
+            double_checkpoint=True,
+        ),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(run_dir, BEST_MODEL),
+            monitor=MONITOR,
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=best_so_far,
+        ),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, HISTORY_CSV), append=True),
+    ]
+    if config.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(MONITOR, mode="max", patience=config.early_stopping_patience))
+    if config.lr_schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(MONITOR, mode="max", factor=0.5, patience=config.reduce_lr_patience, min_lr=config.learning_rate / 100)
+        )
+    elif config.lr_schedule == "cosine":
+        callbacks.append(keras.callbacks.LearningRateScheduler(cosine_learning_rate(config.learning_rate, config.epochs)))
+    if config.tensorboard and chief:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), profile_batch=0))
+    return callbacks
+
+
+def _phases(config: TrainConfig) -> list[tuple[str, bool, int, int]]:
+    """(name, encoder_trainable, first_epoch, end_epoch) for each fit call."""
+    if config.freeze_encoder_epochs:
+        return [
+            ("frozen_encoder", False, 0, config.freeze_encoder_epochs),
+            ("full", True, config.freeze_encoder_epochs, config.epochs),
+        ]
+    return [("full", True, 0, config.epochs)]
+
+
+def _worker_run_dir(config: TrainConfig, strategy, chief: bool) -> str:
+    if chief:
+        return config.run_dir
+    resolver = strategy.cluster_resolver  # Non-chief workers write their own copies aside.
+    return os.path.join(config.run_dir, "workers", f"{resolver.task_type}{resolver.task_id}")
+
+
+def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
+    """Trains a registry model on a data source and writes the run directory.
+
+    Args:
+        config: A :class:`TrainConfig`, a dict of its fields, or a JSON/YAML file path.
+        strategy: A ready ``tf.distribute`` strategy; default: from ``config.strategy``.
+        callbacks: Extra Keras callbacks.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        ConfigError: An invalid config value (before any work is done).
+        TrainingError: NaN loss or out of memory; the last good checkpoint is kept.
+
+    Example:
+        >>> result = train({"model": "unet_mobilenet_v3_large", "encoder_weights": None,
+        ...                 "data_kwargs": {"num_examples": 20}, "image_size": [64, 64],
+        ...                 "global_batch_size": 4, "epochs": 1, "run_dir": "/tmp/skyseg_doc_run",
+        ...                 "verbose": 0})  # doctest: +SKIP
+    """
+    if isinstance(config, str):
+        config = TrainConfig.from_file(config)
+    elif isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    elif not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, a dict or a config file path; received {type(config).__name__}.")
+    config.validate()
+    strategy = strategy or get_distribution_strategy(config.strategy)
+    chief = is_chief(strategy)
+    run_dir = _worker_run_dir(config, strategy, chief)
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as handle:
+        json.dump(config.to_dict(), handle, indent=2)
+
+    previous_policy = keras.config.dtype_policy()
+    if config.mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(config.seed)
+        train_data, validation_data = _datasets(config, strategy)
+        with strategy.scope():
+            model = build_model(config.model, encoder_weights=config.encoder_weights, **config.model_kwargs)
+        _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_data, list(callbacks))
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+    history = read_history(os.path.join(run_dir, HISTORY_CSV))
+    with open(os.path.join(run_dir, HISTORY_JSON), "w", encoding="utf-8") as handle:
+        json.dump(history, handle, indent=2)
+    if chief and history:
+        plot_training_curves(history, os.path.join(run_dir, CURVES_PNG), title=config.model)
+    best = max(history.get(MONITOR, [float("nan")]))
+    return TrainResult(
+        run_dir=run_dir,
+        best_model_path=os.path.join(run_dir, BEST_MODEL),
+        history=history,
+        best_val_iou=best,
+        epochs_completed=len(history.get("epoch", [])),
+    )
+
+
+def _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_data, extra_callbacks):
+    for name, encoder_trainable, first_epoch, end_epoch in _phases(config):
+        done_marker = os.path.join(run_dir, f".{name}.done")
+        if os.path.exists(done_marker):
+            model.load_weights(os.path.join(run_dir, f"{name}.weights.h5"))
+            continue
+        with strategy.scope():
+            model.get_layer("encoder").trainable = encoder_trainable
+            model.compile(
+                optimizer=_make_optimizer(config),
+                loss=get_loss(config.loss),
+                metrics=default_metrics(),
+                jit_compile=config.jit_compile,
+            )
+        history = read_history(os.path.join(run_dir, HISTORY_CSV))
+        best_so_far = max(history[MONITOR]) if history.get(MONITOR) else None
+        nan_guard = NaNGuard()
+        try:
+            model.fit(
+                train_data,
+                validation_data=validation_data,
+                initial_epoch=first_epoch,
+                epochs=end_epoch,
+                steps_per_epoch=config.steps_per_epoch,
+                validation_steps=config.validation_steps,
+                callbacks=_callbacks(config, run_dir, chief, nan_guard, best_so_far) + extra_callbacks,
+                verbose=config.verbose,
+            )
+        except tf.errors.ResourceExhaustedError as error:
+            raise TrainingError(
+                f"Out of memory while training {config.model} at image_size={list(config.image_size)} with "
+                f"global_batch_size={config.global_batch_size}. Lower global_batch_size or image_size, or "
+                f"enable mixed_precision on a GPU. The last good checkpoint is kept in "
+                f"{os.path.join(run_dir, 'backup')}; rerun with the same run_dir to resume. ({error.message.splitlines()[0]})"
+            ) from error
+        if nan_guard.tripped_at is not None:
+            epoch, batch = nan_guard.tripped_at
+            raise TrainingError(
+                f"The loss became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}; training stopped. "
+                f"The last good state is kept in {os.path.join(run_dir, 'backup')} (resume with the same run_dir) "
+                f"and the best model so far in {os.path.join(run_dir, BEST_MODEL)}. Try a lower learning_rate "
+                f"(now {config.learning_rate}) or mixed_precision=false."
+            )
+        if model.stop_training and end_epoch < config.epochs:
+            break  # Early stopping ended the run inside the first phase.
+        model.save_weights(os.path.join(run_dir, f"{name}.weights.h5"))
+        with open(done_marker, "w", encoding="utf-8") as handle:
+            handle.write("done\n")
+

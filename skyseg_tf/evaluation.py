@@ -165,8 +165,11 @@ def _format(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _is_synthetic(source) -> bool:
-    return source == "synthetic"
+def _renders_synthetic_without_size(source) -> bool:
+    """A synthetic source whose render size is not set (make_dataset renders at image_size)."""
+    if isinstance(source, str):
+        return source == "synthetic"
+    return isinstance(source, dict) and source.get("type") == "synthetic" and "image_size" not in source
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,7 +387,7 @@ def evaluate_models(
     if not isinstance(original_resolution, bool):
         raise TypeError(f"original_resolution: received {original_resolution!r}; pass True or False.")
     source_kwargs = dict(source_kwargs or {})
-    if _is_synthetic(source):
+    if _renders_synthetic_without_size(source):
         source_kwargs.setdefault("image_size", size)
     models = _resolve(model_paths_or_models)
     for name, _, predictor in models:

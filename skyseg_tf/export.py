@@ -18,7 +18,8 @@ signatures:
     Outputs: ``sky_probability`` float32 ``[B, Hmax, Wmax, 1]``, ``sky_mask`` uint8
     ``[B, Hmax, Wmax, 1]`` (1 = sky, probability ``>= threshold``), ``image_size`` int32 ``[B, 2]``.
     Bytes that are not an image give an ``InvalidArgumentError`` naming the input and the fix
-    (TF Serving answers it as an HTTP 400 error).
+    (TF Serving answers it as an HTTP 400 error). TensorFlow's decoders ignore EXIF orientation:
+    outputs follow the stored pixel order, so rotate phone photos on the client if needed.
 
 The normalisation is a layer inside the model, so clients send raw pixels. Serve with::
 
@@ -53,6 +54,7 @@ import tensorflow as tf
 
 from skyseg_tf.inference import (
     DEFAULT_INPUT_SIZE,
+    SKY_PROBABILITY_KEY,
     as_predictor,
     load_model,
     model_stride,
@@ -67,7 +69,7 @@ SERVING_DEFAULT = "serving_default"
 SERVING_BYTES = "serving_bytes"
 IMAGES_INPUT = "images"
 BYTES_INPUT = "image_bytes"
-PROBABILITY_OUTPUT = "sky_probability"
+PROBABILITY_OUTPUT = SKY_PROBABILITY_KEY
 MASK_OUTPUT = "sky_mask"
 SIZE_OUTPUT = "image_size"
 TFLITE_QUANTIZATIONS = (None, "float16")
@@ -100,7 +102,7 @@ def _resolve_model(model):
     return model
 
 
-def _working_size(model, image_size, stride: int) -> tuple[int, int]:
+def _working_size(model, image_size) -> tuple[int, int]:
     from skyseg_tf.inference import _check_size_pair, model_input_size
 
     size = _check_size_pair("image_size", image_size) or model_input_size(model) or DEFAULT_INPUT_SIZE
@@ -231,7 +233,7 @@ def export_saved_model(
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 1:
         raise ValueError(f"threshold: received {threshold!r}; pass a probability in [0, 1].")
     stride = model_stride(model)
-    size = _working_size(model, image_size, stride)
+    size = _working_size(model, image_size)
     target = pathlib.Path(out_dir) / str(int(version))
     if target.exists() and any(target.iterdir()):
         if not overwrite:
@@ -317,7 +319,7 @@ def export_tflite(
     if path.suffix != ".tflite":
         raise ValueError(f"path: received {str(path)!r}; a TFLite file name must end with '.tflite'.")
     stride = model_stride(model)
-    size = _working_size(model, image_size, stride)
+    size = _working_size(model, image_size)
     if size[0] % stride or size[1] % stride:
         raise ValueError(
             f"image_size: received {size}; {model.name} needs sizes divisible by {stride}, e.g. "

@@ -81,6 +81,9 @@ PREDICT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 OUTPUT_SUFFIXES = {"mask": "_mask.png", "probability": "_probability.png", "overlay": "_overlay.jpg"}
 """File-name endings of the outputs of :func:`predict_paths`."""
 
+SKY_PROBABILITY_KEY = "sky_probability"
+"""Output name of the sky probability in exported SavedModels (read back by :func:`load_model`)."""
+
 OVERLAY_COLOR = (255, 0, 200)
 OVERLAY_ALPHA = 0.5
 
@@ -245,7 +248,7 @@ class SkyPredictor:
     def _predict(self, images):
         outputs = self.model(images, training=False) if _takes_training(self.model) else self.model(images)
         if isinstance(outputs, dict):
-            outputs = outputs["sky_probability"] if "sky_probability" in outputs else next(iter(outputs.values()))
+            outputs = outputs.get(SKY_PROBABILITY_KEY, next(iter(outputs.values())))
         return tf.convert_to_tensor(sky_probability(outputs))[..., 0]
 
     def __call__(self, images) -> np.ndarray:
@@ -357,7 +360,8 @@ def pad_to_multiple(images, multiple: int) -> tf.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float = DEFAULT_GUIDED_EPS) -> np.ndarray:
+def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int,
+                  eps: float = DEFAULT_GUIDED_EPS) -> np.ndarray:
     """Edge-preserving smoothing of ``source`` that follows the edges of ``guide`` (He et al.).
 
     In every ``(2 radius + 1)`` square window the output is a linear function of the guide,
@@ -430,7 +434,8 @@ def default_guided_radius(scale: float) -> int:
     return max(2, int(round(2 * scale)))
 
 
-def refine_probability(image: np.ndarray, probability: np.ndarray, radius: int, eps: float = DEFAULT_GUIDED_EPS) -> np.ndarray:
+def refine_probability(image: np.ndarray, probability: np.ndarray, radius: int,
+                       eps: float = DEFAULT_GUIDED_EPS) -> np.ndarray:
     """Guided-filter refinement of a full-resolution probability map by its RGB image.
 
     Args:
@@ -601,7 +606,7 @@ def predict_image(
         mode: ``"auto"``, ``"resize"`` or ``"tile"``.
         tile_size: Tile side in ``"tile"`` mode, divisible by the model's stride; also the size
             up to which ``"auto"`` predicts at native resolution.
-        overlap: Pixels shared by neighbouring tiles (blended), ``0 <= overlap < tile_size / 2``.
+        overlap: Pixels shared by neighbouring tiles (blended), ``0 <= overlap < tile_size``.
         refine: ``None`` or ``"guided"`` (guided-filter edge refinement at full resolution).
         batch_size: Tiles per forward pass; lower it to save memory.
         refine_radius: Guided-filter radius; default :func:`default_guided_radius` of the
@@ -627,10 +632,10 @@ def predict_image(
     input_size = _check_size_pair("input_size", input_size)
     tile_size = _check_positive("tile_size", tile_size)
     batch_size = _check_positive("batch_size", batch_size)
-    if isinstance(overlap, bool) or not isinstance(overlap, numbers.Integral) or not 0 <= overlap < tile_size / 2:
+    if isinstance(overlap, bool) or not isinstance(overlap, numbers.Integral) or not 0 <= overlap < tile_size:
         raise ValueError(
-            f"overlap: received {overlap!r}; pass an int with 0 <= overlap < tile_size / 2 "
-            f"(tile_size={tile_size})."
+            f"overlap: received {overlap!r}; pass an int with 0 <= overlap < tile_size "
+            f"(tile_size={tile_size}); a quarter of the tile or less is typical."
         )
     if refine not in REFINE_METHODS:
         raise ValueError(f"refine: received {refine!r}; valid values are {REFINE_METHODS}.")
@@ -733,7 +738,8 @@ def _collect_inputs(inputs, recursive: bool):
     return items, skipped
 
 
-def overlay_sky(image: np.ndarray, probability: np.ndarray, color=OVERLAY_COLOR, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+def overlay_sky(image: np.ndarray, probability: np.ndarray, color=OVERLAY_COLOR,
+                alpha: float = OVERLAY_ALPHA) -> np.ndarray:
     """Tints the sky of an image: each pixel moves towards ``color`` by ``alpha * probability``.
 
     Example:
@@ -823,6 +829,8 @@ def predict_paths(
         >>> summary.ok, [p.name for p in summary.written]
         (True, ['blue_mask.png'])
     """
+    from PIL import Image
+
     from skyseg_tf.data.folder import read_image
 
     if isinstance(save, str):
@@ -862,7 +870,7 @@ def predict_paths(
             )
             summary.written += _write_outputs(image, probability, out_dir / stem, save, threshold,
                                               probability_bits)
-        except (ValueError, OSError, tf.errors.OpError, MemoryError) as error:
+        except (ValueError, OSError, tf.errors.OpError, MemoryError, Image.DecompressionBombError) as error:
             summary.failed.append((path, f"{type(error).__name__}: {error}".splitlines()[0]))
             continue
         summary.succeeded.append(path)
@@ -880,6 +888,7 @@ __all__ = [
     "PredictionSummary",
     "REFINE_METHODS",
     "SAVE_KINDS",
+    "SKY_PROBABILITY_KEY",
     "SkyPredictor",
     "as_predictor",
     "default_guided_radius",

@@ -16,6 +16,7 @@ last backed-up epoch and finishes with the configured number of epochs.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -280,6 +281,38 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
     )
 
 
+@contextlib.contextmanager
+def _keras_multi_worker_fixes(model, strategy, train_data):
+    """Works around Keras 3's MultiWorkerMirroredStrategy bugs (keras-team/keras#20585).
+
+    1. ``fit`` first builds the compiled metrics and optimizer symbolically from one batch,
+       which it gets by ``strategy.reduce``-ing a distributed batch in eager mode; the collective
+       strategy cannot, and ``fit`` fails before the first step. The build needs only shapes,
+       so it is done here in the strategy's scope from one local batch, and Keras's own attempt
+       is skipped for this model.
+    2. Each step's logs are then reduced with ``strategy.reduce("MEAN", value, axis=0)``, which
+       fails on the scalar metric results. Those results are read from metric variables that
+       the strategy already aggregates over all workers, so the local value is the global one:
+       while ``fit`` runs, Keras's multi-worker branch of that reduction is turned off.
+
+    Nothing changes for other strategies.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        yield
+        return
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=next(iter(train_data)))
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+    original = tf_trainer._collective_all_reduce_multi_worker
+    tf_trainer._collective_all_reduce_multi_worker = lambda _strategy: False
+    try:
+        yield
+    finally:
+        tf_trainer._collective_all_reduce_multi_worker = original
+
+
 def _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_data, extra_callbacks):
     for name, encoder_trainable, first_epoch, end_epoch in _phases(config):
         done_marker = os.path.join(run_dir, f".{name}.done")
@@ -298,16 +331,17 @@ def _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_
         best_so_far = max(history[MONITOR]) if history.get(MONITOR) else None
         nan_guard = NaNGuard()
         try:
-            model.fit(
-                train_data,
-                validation_data=validation_data,
-                initial_epoch=first_epoch,
-                epochs=end_epoch,
-                steps_per_epoch=config.steps_per_epoch,
-                validation_steps=config.validation_steps,
-                callbacks=_callbacks(config, run_dir, chief, nan_guard, best_so_far) + extra_callbacks,
-                verbose=config.verbose,
-            )
+            with _keras_multi_worker_fixes(model, strategy, train_data):
+                model.fit(
+                    train_data,
+                    validation_data=validation_data,
+                    initial_epoch=first_epoch,
+                    epochs=end_epoch,
+                    steps_per_epoch=config.steps_per_epoch,
+                    validation_steps=config.validation_steps,
+                    callbacks=_callbacks(config, run_dir, chief, nan_guard, best_so_far) + extra_callbacks,
+                    verbose=config.verbose,
+                )
         except tf.errors.ResourceExhaustedError as error:
             raise TrainingError(
                 f"Out of memory while training {config.model} at image_size={list(config.image_size)} with "

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, KeyError)
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, KeyError)
 
 
 def _friendly_errors(function):
@@ -193,6 +193,118 @@ def data_synthetic(out, num_examples, image_size, seed):
 
     write_synthetic_folder(out, num_examples=num_examples, image_size=_parse_size(image_size), seed=seed)
     click.echo(f"Wrote {num_examples} scenes to {os.path.join(out, 'images')} and {os.path.join(out, 'masks')}")
+
+# ----------------------------------------------------------------------------- evaluate
+@main.command("evaluate")
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True))
+@_with_source_options
+@click.option("--image-size", default="256x256", show_default=True, help="Model input size HEIGHTxWIDTH.")
+@click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--original-resolution/--input-resolution", default=False, show_default=True,
+              help="Also score at each image's own resolution (predictions resized back).")
+@click.option("--max-examples", type=int, help="Evaluate at most this many images.")
+@click.option("--num-figures", default=8, show_default=True, type=int, help="Images in the sample and worst-IoU grids.")
+@click.option("--threshold", default=0.5, show_default=True, type=float)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write metrics.md, metrics.json and figures here.")
+@_friendly_errors
+def evaluate_command(models, source, split, images, masks, data_dir, num_examples, render_size, image_size,
+                     batch_size, original_resolution, max_examples, num_figures, threshold, out_dir):
+    """Score one or more saved models (.keras or SavedModel) on SOURCE, side by side.
+
+    SOURCE is synthetic, folder (with --images/--masks) or ade20k_outdoors_sky[/CONFIG]. Prints
+    the study's Table 1 (IoU, ROC AUC) with Dice, pixel accuracy, precision, recall, boundary
+    F-score and images/s.
+    """
+    from skyseg_tf.evaluation import evaluate_models
+
+    spec = _source_from_options(source, images, masks, data_dir, num_examples, _parse_size(render_size))
+    report = evaluate_models(
+        list(models), spec, split=split if split != "train" else "test", image_size=_parse_size(image_size),
+        batch_size=batch_size, original_resolution=original_resolution, max_examples=max_examples,
+        out_dir=out_dir, num_figure_examples=num_figures, threshold=threshold,
+    )
+    click.echo(report.markdown)
+    if out_dir:
+        click.echo(f"Wrote the report to {out_dir}")
+
+
+# ----------------------------------------------------------------------------- predict
+@main.command("predict")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=".keras file or SavedModel folder.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--save", default="mask,probability,overlay", show_default=True, help="Comma list of mask, probability, overlay.")
+@click.option("--input-size", help="Model input size HEIGHTxWIDTH for resize mode (default: automatic).")
+@click.option("--mode", type=click.Choice(["auto", "resize", "tile"]), default="auto", show_default=True)
+@click.option("--tile-size", default=512, show_default=True, type=int)
+@click.option("--overlap", default=64, show_default=True, type=int)
+@click.option("--refine", type=click.Choice(["none", "guided"]), default="none", show_default=True,
+              help="Make the sky edge follow the full-resolution image (guided filter).")
+@click.option("--threshold", default=0.5, show_default=True, type=float)
+@click.option("--recursive/--no-recursive", default=False)
+@_friendly_errors
+def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_size, overlap, refine, threshold, recursive):
+    """Write sky masks, probability maps and overlays at each image's own resolution.
+
+    INPUTS are image files or folders. Unreadable files are reported and skipped; the command
+    exits with status 1 if any failed.
+    """
+    from skyseg_tf.inference import load_model, predict_paths
+
+    summary = predict_paths(
+        load_model(model_path), list(inputs) if len(inputs) > 1 else inputs[0], out_dir,
+        save=tuple(s.strip() for s in save.split(",") if s.strip()), input_size=_parse_size(input_size),
+        mode=mode, tile_size=tile_size, overlap=overlap, refine=None if refine == "none" else refine,
+        threshold=threshold, recursive=recursive,
+    )
+    click.echo(str(summary))
+    if not summary.ok:
+        sys.exit(1)
+
+
+# ----------------------------------------------------------------------------- export
+@main.command("export")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True, dir_okay=False), help="A .keras model.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="TF Serving base folder.")
+@click.option("--version", default=1, show_default=True, type=int, help="Version subfolder written under --out.")
+@click.option("--image-size", help="Working size HEIGHTxWIDTH of the bytes signature (default: the model's).")
+@click.option("--tflite/--no-tflite", default=False, help="Also write float32 and float16 TFLite files.")
+@click.option("--overwrite/--no-overwrite", default=False)
+@_friendly_errors
+def export_command(model_path, out_dir, version, image_size, tflite, overwrite):
+    """Export a SavedModel in TF Serving's layout (OUT/VERSION/), and optionally TFLite."""
+    from skyseg_tf.export import check_tflite, export_saved_model, export_tflite
+    from skyseg_tf.inference import load_model
+
+    model = load_model(model_path)
+    size = _parse_size(image_size)
+    path = export_saved_model(model, out_dir, version=version, image_size=size, overwrite=overwrite)
+    click.echo(f"SavedModel: {path} (signatures serving_default, serving_bytes)")
+    click.echo(f"Serve it: docker run -p 8501:8501 -v \"{os.path.abspath(out_dir)}:/models/skyseg\" -e MODEL_NAME=skyseg tensorflow/serving")
+    if tflite:
+        for quantization in (None, "float16"):
+            name = "model_float16.tflite" if quantization else "model.tflite"
+            tflite_path = export_tflite(model, os.path.join(out_dir, name), image_size=size, quantization=quantization)
+            check = check_tflite(model, tflite_path)
+            click.echo(f"TFLite: {tflite_path} (max |TFLite - Keras| = {check['max_abs_diff']:.2e})")
+
+
+# ----------------------------------------------------------------------------- demo
+@main.command("demo")
+@click.option("--out", "out_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--quick/--full", default=False, show_default=True,
+              help="--quick: a one-minute smoke run at tiny size (no accuracy target).")
+@click.option("--epochs", type=int, help="Override the number of training epochs.")
+@_friendly_errors
+def demo_command(out_dir, quick, epochs):
+    """The whole library on built-in synthetic scenes: data, training, evaluation, prediction, export.
+
+    Writes OUT/report.md with the metrics table, training curves, sample grids and overlays.
+    """
+    from skyseg_tf.demo import run_demo
+
+    report = run_demo(out_dir, quick=quick, epochs=epochs)
+    click.echo(f"Done. Read {report}")
 
 
 if __name__ == "__main__":  # pragma: no cover

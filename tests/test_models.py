@@ -216,3 +216,13 @@ def test_import_has_no_side_effects():
     """))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "OK ['build_deeplabv3', 'build_deeplabv3plus', 'build_model', 'build_unet', 'list_models']"
+
+
+def test_sizes_unknown_while_tracing_are_checked_at_run_time():
+    import tensorflow as tf
+
+    model = build_unet("mobilenet_v3_large", encoder_weights=None)
+    predict = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec((None, None, None, 3))])
+    assert predict(tf.zeros((1, 64, 96, 3))).shape == (1, 64, 96, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="divisible by 32"):
+        predict(tf.zeros((1, 64, 90, 3)))

@@ -99,19 +99,12 @@ class InputSizeCheck(layers.Layer):
             import tensorflow as tf  # Run-time check for dimensions unknown while tracing.
 
             shape = tf.shape(inputs)
-            remainder = tf.math.floormod(shape[1:3], self.divisor)
-            with tf.control_dependencies([
-                tf.debugging.assert_equal(
-                    remainder,
-                    tf.zeros_like(remainder),
-                    message=(
-                        f"{self.model_name} needs an input height and width divisible by "
-                        f"{self.divisor}; resize or pad the images (skyseg_tf.inference pads "
-                        "automatically). Received height, width:"
-                    ),
-                    data=[shape[1:3]],
-                )
-            ]):
+            divisible = tf.reduce_all(tf.equal(tf.math.floormod(shape[1:3], self.divisor), 0))
+            message = (
+                f"{self.model_name} needs an input height and width divisible by {self.divisor}; "
+                "resize or pad the images (skyseg_tf.inference pads automatically). Received height, width:"
+            )
+            with tf.control_dependencies([tf.debugging.Assert(divisible, [message, shape[1:3]])]):
                 return tf.identity(inputs)
         return inputs
 

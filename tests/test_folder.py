@@ -227,3 +227,19 @@ def test_colour_masks_and_bad_arguments(tmp_path):
         folder_dataset(tmp_path, tmp_path, sky_value=True)
     with pytest.raises(ValueError, match="image_extensions: received 'jpg'"):
         folder_dataset(tmp_path, tmp_path, image_extensions="jpg")
+
+
+def test_folder_splits_follow_the_stable_file_name_hash(tmp_path):
+    from skyseg_tf.data.synthetic import write_synthetic_folder
+    from tfds_ade20k_outdoors import split_for_file_name
+
+    root = write_synthetic_folder(tmp_path / "data", num_examples=30, image_size=(16, 16))
+    names = {}
+    for split in ("train", "validation", "test"):
+        elements = list(folder_dataset(root / "images", root / "masks", split=split))
+        names[split] = {e["file_name"].numpy().decode().rsplit("/", 1)[-1] for e in elements}
+        assert names[split] and all(split_for_file_name(n) == split for n in names[split])
+    assert sum(len(v) for v in names.values()) == 30
+    assert not (names["train"] & names["validation"]) and not (names["train"] & names["test"])
+    with pytest.raises(ValueError, match="split must be None or one of train, validation, test"):
+        folder_dataset(root / "images", root / "masks", split="val")

@@ -80,6 +80,21 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+def _wait_all(processes, timeout):
+    """Waits for every process; if one fails, the others (stuck in collectives) are stopped."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and any(p.poll() is None for p in processes):
+        if any(p.poll() not in (None, 0) for p in processes):
+            break
+        time.sleep(1)
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+    return [p.communicate() for p in processes]
+
+
 @pytest.mark.slow
 def test_two_workers_train_with_multi_worker_mirrored_strategy(tmp_path):
     workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
@@ -91,7 +106,12 @@ def test_two_workers_train_with_multi_worker_mirrored_strategy(tmp_path):
                "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
         processes.append(subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outputs = [p.communicate(timeout=600) for p in processes]
+    try:
+        outputs = _wait_all(processes, timeout=600)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
     for process, (out, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-3000:]
         assert "BEST" in out
@@ -112,7 +132,7 @@ KILLED_RUN = textwrap.dedent("""
                 print("KILLING", flush=True)
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    train(CONFIG, callbacks=[KillMidEpoch()] if KILL else [])
+    train(CONFIG, callbacks=[KillMidEpoch()] if SHOULD_KILL else [])
     print("FINISHED", flush=True)
 """)
 
@@ -120,13 +140,13 @@ KILLED_RUN = textwrap.dedent("""
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_and_finishes_all_epochs(tmp_path):
     config = {**TINY, "epochs": 3, "run_dir": str(tmp_path / "run")}
-    killed = run_python(KILLED_RUN.replace("CONFIG", repr(config)).replace("KILL", "True"))
+    killed = run_python(KILLED_RUN.replace("CONFIG", repr(config)).replace("SHOULD_KILL", "True"))
     assert killed.returncode == -9, (killed.returncode, killed.stderr[-2000:])
     assert "KILLING" in killed.stdout and "FINISHED" not in killed.stdout
     assert read_history(str(tmp_path / "run" / "history.csv"))["epoch"] == [0]
     assert os.path.exists(tmp_path / "run" / "backup" / "latest.weights.h5")
 
-    resumed = run_python(KILLED_RUN.replace("CONFIG", repr(config)).replace("KILL", "False"))
+    resumed = run_python(KILLED_RUN.replace("CONFIG", repr(config)).replace("SHOULD_KILL", "False"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "FINISHED" in resumed.stdout
     assert "Epoch 1/3" not in resumed.stdout and "Epoch 2/3" in resumed.stdout  # started where it stopped

@@ -33,6 +33,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from skyseg_tf.data import spec
 
+SPLITS = ("train", "validation", "test")
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 MASK_EXTENSIONS = (".png", ".jpg", ".jpeg")
 LOSSY_EXTENSIONS = (".jpg", ".jpeg")
@@ -262,6 +264,7 @@ def folder_dataset(
     mask_suffix: str = "",
     validate: bool = True,
     exif_transpose: bool = True,
+    split: str | None = None,
 ) -> tf.data.Dataset:
     """A ``tf.data`` source over a folder of photos and a folder of masks.
 
@@ -284,6 +287,9 @@ def folder_dataset(
         validate: read every file's header now and raise one ``ValueError`` listing unreadable
             files and images whose mask has another size (well under a millisecond per pair).
         exif_transpose: apply EXIF orientation to images and masks (photo viewers do).
+        split: ``None`` for every pair, or ``"train"``, ``"validation"`` or ``"test"`` for the
+            60/20/20 part chosen by a stable hash of each image's file stem, the same rule as
+            the ``ade20k_outdoors_sky`` TFDS builder (adding files never moves the others).
 
     Returns:
         A finite ``tf.data.Dataset`` of dicts with known cardinality.
@@ -306,6 +312,19 @@ def folder_dataset(
         images_dir, masks_dir, image_extensions=image_extensions,
         mask_extensions=mask_extensions, mask_suffix=mask_suffix,
     )
+    if split is not None:
+        from tfds_ade20k_outdoors import split_for_file_name
+
+        if split not in SPLITS:
+            raise ValueError(f"split must be None or one of {', '.join(SPLITS)}; received {split!r}.")
+        chosen = [(image, mask) for image, mask in pairs if split_for_file_name(image.name) == split]
+        if not chosen:
+            raise ValueError(
+                f"No image of {images_dir} falls in the {split!r} split ({len(pairs)} image(s) in all; "
+                "the split is 60/20/20 by a hash of the file name). Add images, or pass the "
+                "folders of each split separately."
+            )
+        pairs = chosen
     if sky_values is not None:
         lossy = [m.name for _, m in pairs if m.suffix.lower() in LOSSY_EXTENSIONS]
         if lossy:

@@ -49,6 +49,9 @@ class TrainConfig:
         reduce_lr_patience: Patience of the plateau schedule.
         early_stopping_patience: Stop after this many epochs without gain (``None``: never).
         freeze_encoder_epochs: Train only the decoder for the first N epochs.
+        bn_momentum: Override the momentum of every BatchNormalization layer (``None``: keep
+            the architecture's). Keras's MobileNetV3 uses 0.999, whose moving statistics need
+            thousands of steps to settle; 0.9 suits short runs from random initialisation.
         mixed_precision: Use the ``mixed_float16`` policy (GPU) .
         jit_compile: Compile the train step with XLA.
         strategy: ``"auto"``, ``"one_device"``, ``"mirrored"`` or ``"multi_worker_mirrored"``.
@@ -81,6 +84,7 @@ class TrainConfig:
     reduce_lr_patience: int = 3
     early_stopping_patience: Optional[int] = None
     freeze_encoder_epochs: int = 0
+    bn_momentum: Optional[float] = None
     mixed_precision: bool = False
     jit_compile: bool = False
     strategy: str = "auto"
@@ -147,6 +151,10 @@ class TrainConfig:
             value = getattr(self, key)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (key == "learning_rate" and value == 0):
                 _fail(key, value, "must be a positive number" if key == "learning_rate" else "must be a non-negative number")
+        if self.bn_momentum is not None and not (
+            isinstance(self.bn_momentum, (int, float)) and not isinstance(self.bn_momentum, bool) and 0 < self.bn_momentum < 1
+        ):
+            _fail("bn_momentum", self.bn_momentum, "must be null/None or a number between 0 and 1, e.g. 0.9")
         for key in ("mixed_precision", "jit_compile", "cache", "tensorboard"):
             if not isinstance(getattr(self, key), bool):
                 _fail(key, getattr(self, key), "must be true or false")

@@ -118,6 +118,27 @@ def cosine_learning_rate(initial: float, epochs: int, floor: float = 0.01):
     return schedule
 
 
+def set_batch_norm_momentum(model: keras.Model, momentum: float) -> int:
+    """Sets the momentum of every BatchNormalization layer, nested models included.
+
+    Returns the number of layers changed. The value is saved with the model's config.
+
+    Example:
+        >>> inputs = keras.Input((4, 4, 2))
+        >>> model = keras.Model(inputs, keras.layers.BatchNormalization(momentum=0.999)(inputs))
+        >>> set_batch_norm_momentum(model, 0.9)
+        1
+    """
+    changed = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            changed += set_batch_norm_momentum(layer, momentum)
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+            changed += 1
+    return changed
+
+
 def _make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == "adamw":
         return keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay)
@@ -262,6 +283,8 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
         train_data, validation_data = _datasets(config, strategy)
         with strategy.scope():
             model = build_model(config.model, encoder_weights=config.encoder_weights, **config.model_kwargs)
+        if config.bn_momentum is not None:
+            set_batch_norm_momentum(model, config.bn_momentum)
         _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_data, list(callbacks))
     finally:
         keras.config.set_dtype_policy(previous_policy)

@@ -1,34 +1,45 @@
-"""Inference-time optimisations of built models: BatchNorm folding.
+"""Exact rewrites of built models that make them faster: BatchNorm folding, sub-pixel upsampling.
 
-At inference a ``BatchNormalization`` layer is a fixed per-channel affine map,
-``y = (x - mean) / sqrt(var + eps) * gamma + beta``. When it directly follows a convolution
-whose output nothing else reads, the map can be folded into that convolution's kernel and
-bias: ``kernel' = kernel * s`` and ``bias' = (bias - mean) * s + beta`` with
-``s = gamma / sqrt(var + eps)`` per output channel. The folded model computes the same function
-(up to float rounding) with one layer fewer per Conv-BN pair, and TensorFlow's graph optimiser
-then fuses the remaining Conv2D + BiasAdd + ReLU into one kernel. Keras 3's BatchNormalization
-runs as several element-wise ops over the whole feature map, so on a CPU, where those passes
-over memory cost as much as a small convolution, folding is the largest single win
-(``benchmarks/bench_vs_segmentation_models.py`` measures it; ``docs/benchmarks.md`` has the
-figures).
+Two rewrites, both exact (the outputs match to float rounding) and both working on the
+functional config, so they reach into nested functional models (the ``encoder`` of every
+skyseg_tf model is one, built from ``keras.applications``), keep layer names, and give ordinary
+Keras models that save and load as ``.keras``:
 
-The transformation works on the functional config, so it reaches into nested functional models
-(the ``encoder`` of every skyseg_tf model is one, built from ``keras.applications``), keeps
-every layer name, and gives an ordinary Keras model that saves and loads as ``.keras``.
+* **BatchNorm folding** (:func:`fold_batch_norms`, inference only). At inference a
+  ``BatchNormalization`` is a fixed per-channel affine map ``y = x * s + (beta - mean * s)``
+  with ``s = gamma / sqrt(var + eps)``. When it directly follows a convolution whose output
+  nothing else reads, it folds into that convolution: ``kernel' = kernel * s``,
+  ``bias' = (bias - mean) * s + beta``. The model loses one layer per Conv-BN pair (Keras 3 runs
+  BatchNorm as element-wise passes over the whole feature map), and TensorFlow's graph optimiser
+  fuses the remaining Conv + BiasAdd (+ Add) + ReLU into one oneDNN kernel.
+* **Sub-pixel upsampling convolutions** (:func:`split_upsampling_convs`, training and inference).
+  A 3x3 "same" convolution of a map upsampled x2 by nearest neighbour, ``conv3x3(up2(x))``, is a
+  stride-2 transposed convolution of ``x`` with a 4x4 kernel whose taps are sums of the 3x3 taps
+  (each output pixel of the upsampled map sees only a 2x2 window of ``x``). That costs 16 instead
+  of 36 multiply-adds per input pixel and channel pair: 2.25x fewer. A U-Net decoder block
+  concatenates the upsampled map with a skip feature before its first conv; the rewrite splits
+  that conv along its input channels into the upsampled part (the transposed conv) plus a 3x3
+  conv of the skip, summed, which also drops the concatenation. In the U-Net-ResNet50 this is
+  about 10 of its 83 GFLOPs at 512x512, in its most expensive layers.
 
-The folded model is for inference and export only: training it would train a network without
-normalisation. Fold a copy after training, never before.
+:func:`optimize_for_inference` applies both (the upsampling part as a plain
+``keras.layers.Conv2DTranspose`` with a precomputed kernel, so the result has only standard
+Keras layers besides skyseg_tf's own). :func:`split_upsampling_convs` keeps the 3x3 kernel as the
+trained variable (:class:`NearestUpsampleConv2D` derives the 4x4 kernel in every call), so the
+rewritten model has the same parameters, outputs and gradients and trains exactly as the
+original, faster. ``benchmarks/bench_vs_segmentation_models.py`` measures each rewrite;
+``docs/benchmarks.md`` has the figures.
 
 Example:
     >>> import numpy as np
     >>> import skyseg_tf
     >>> model = skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None,
     ...                               input_shape=(64, 64, 3))
-    >>> folded = fold_batch_norms(model)
-    >>> count_batch_norms(model) > 0, count_batch_norms(folded)
+    >>> fast = optimize_for_inference(model)
+    >>> count_batch_norms(model) > 0, count_batch_norms(fast)
     (True, 0)
     >>> x = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
-    >>> bool(np.allclose(folded(x), model(x, training=False), atol=1e-4))
+    >>> bool(np.allclose(fast(x), model(x, training=False), atol=1e-4))
     True
 """
 
@@ -39,9 +50,20 @@ from typing import Any, Callable
 
 import keras
 import numpy as np
+from keras import ops
 
 FOLDABLE_CONV_CLASSES = ("Conv2D", "DepthwiseConv2D")
 """Layer classes a following BatchNormalization can be folded into."""
+
+# Rows: taps 0..3 of the 4x4 stride-2 transposed kernel ("same" padding). Columns: taps 0..2 of
+# the 3x3 kernel. Output row 2m reads x[m-1] (tap 3 = w0) and x[m] (tap 1 = w1 + w2); output row
+# 2m+1 reads x[m] (tap 2 = w0 + w1) and x[m+1] (tap 0 = w2). The same holds for columns.
+_SUBPIXEL_TAPS = ((0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 0.0))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and rewriting functional configs
+# --------------------------------------------------------------------------------------------
 
 
 def _visit_histories(item: Any, visit: Callable[[list], None]) -> None:
@@ -70,140 +92,217 @@ def _output_references(output_layers: Any) -> list[list]:
     return []
 
 
-def _is_functional_entry(entry: dict) -> bool:
-    config = entry.get("config")
+def _is_functional(config: Any) -> bool:
     return isinstance(config, dict) and {"layers", "input_layers", "output_layers"} <= set(config)
 
 
-def _inbound_histories(entry: dict) -> list[list]:
-    histories: list[list] = []
-    _visit_histories(entry.get("inbound_nodes", []), histories.append)
-    return histories
+def _inbound_tensors(entry: dict) -> list[dict]:
+    """The Keras-tensor dicts a layer entry is called on (its single call's arguments)."""
+    tensors: list[dict] = []
+
+    def collect(item):
+        if isinstance(item, dict):
+            if item.get("class_name") == "__keras_tensor__":
+                tensors.append(item)
+                return
+            for value in item.values():
+                collect(value)
+        elif isinstance(item, (list, tuple)):
+            for value in item:
+                collect(value)
+
+    collect(entry.get("inbound_nodes", []))
+    return tensors
 
 
-def _foldable_pairs(config: dict) -> dict[str, str]:
-    """Maps each foldable BatchNormalization of one functional config to its convolution."""
-    by_name = {entry["name"]: entry for entry in config["layers"]}
-    readers: dict[str, int] = {}
+def _reader_counts(config: dict) -> dict[str, int]:
+    """How many tensor references (layer inputs and model outputs) read each layer's output."""
+    counts: dict[str, int] = {}
+
+    def count(history):
+        counts[history[0]] = counts.get(history[0], 0) + 1
+
     for entry in config["layers"]:
-        for history in _inbound_histories(entry):
-            readers[history[0]] = readers.get(history[0], 0) + 1
+        _visit_histories(entry.get("inbound_nodes", []), count)
     for reference in _output_references(config["output_layers"]):
-        readers[reference[0]] = readers.get(reference[0], 0) + 1
+        count(reference)
+    return counts
 
+
+def _reroute(config: dict, renames: dict[str, list]) -> None:
+    """Points every reference to a layer in ``renames`` at the given ``[name, node, tensor]``."""
+
+    def visit(history):
+        if history[0] in renames:
+            history[:] = list(renames[history[0]])
+
+    for entry in config["layers"]:
+        _visit_histories(entry.get("inbound_nodes", []), visit)
+    for reference in _output_references(config["output_layers"]):
+        visit(reference)
+
+
+def _tensor(shape, dtype, history) -> dict:
+    return {
+        "class_name": "__keras_tensor__",
+        "config": {"shape": list(shape), "dtype": dtype, "keras_history": list(history)},
+    }
+
+
+def _called_once(entry: dict) -> bool:
+    return len(entry.get("inbound_nodes", [])) == 1
+
+
+def _pairs(value) -> tuple:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+
+
+def _rewrite(model: keras.Model, rewrite_config: Callable[[dict], dict]) -> keras.Model:
+    """Rewrites a functional model's config (nested models too) and copies its weights over.
+
+    ``rewrite_config`` edits one functional config in place and returns ``{layer_name: record}``
+    for the layers whose weights must be computed (see :func:`_computed_weights`); every other
+    layer gets the weights of the same-named layer of ``model``.
+    """
+    config = model.get_config() if isinstance(model, keras.Model) else None
+    if not _is_functional(config):
+        raise TypeError(
+            "skyseg_tf.models.optimize needs a functional keras.Model (every skyseg_tf model is "
+            f"one); received {type(model).__name__}. Build the model with skyseg_tf.build_model "
+            "or load it with skyseg_tf.inference.load_model."
+        )
+    config = copy.deepcopy(config)
+
+    def walk(functional_config):
+        children = {
+            entry["name"]: walk(entry["config"])
+            for entry in functional_config["layers"]
+            if _is_functional(entry.get("config"))
+        }
+        return {"records": rewrite_config(functional_config), "children": children}
+
+    tree = walk(config)
+    rewritten = keras.Model.from_config(config)
+    _copy_weights(model, rewritten, tree)
+    return rewritten
+
+
+def _copy_weights(source: keras.Model, target: keras.Model, tree: dict) -> None:
+    for layer in target.layers:
+        if layer.name in tree["children"]:
+            _copy_weights(source.get_layer(layer.name), layer, tree["children"][layer.name])
+        elif layer.name in tree["records"]:
+            values = _computed_weights(source, tree["records"][layer.name])
+            for variable, value in zip(layer.weights, values, strict=True):
+                variable.assign(np.asarray(value).astype(variable.dtype))
+        elif layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+def _computed_weights(source: keras.Model, record: tuple) -> list[np.ndarray]:
+    """Weights of a rewritten layer from the original model's layers, in float64.
+
+    Records: ``("fold", conv, batch_norm)``; ``("up", conv, channels, transposed)``, the
+    upsampled input channels of ``conv`` (with its bias when it has no skip part);
+    ``("skip", conv, channels)``, the other input channels of ``conv``, with its bias.
+    """
+    if record[0] == "fold":
+        return _folded_conv_weights(source.get_layer(record[1]), source.get_layer(record[2]))
+    conv, channels = source.get_layer(record[1]), record[2]
+    kernel = _numpy(conv.kernel)[:, :, channels, :]
+    bias = [_numpy(conv.bias)] if conv.use_bias else []
+    if record[0] == "skip":
+        return [kernel] + bias
+    transposed = record[3]
+    owns_bias = len(channels) == conv.kernel.shape[2]
+    return [subpixel_kernel(kernel) if transposed else kernel] + (bias if owns_bias else [])
+
+
+def _numpy(variable) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(variable), np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# BatchNorm folding
+# --------------------------------------------------------------------------------------------
+
+
+def _fold_batch_norms_config(config: dict) -> dict:
+    """Drops the foldable BatchNorms of one functional config; returns ``{conv: record}``."""
+    by_name = {entry["name"]: entry for entry in config["layers"]}
+    readers = _reader_counts(config)
     pairs: dict[str, str] = {}
     for entry in config["layers"]:
-        if entry["class_name"] != "BatchNormalization" or len(entry.get("inbound_nodes", [])) != 1:
+        if entry["class_name"] != "BatchNormalization" or not _called_once(entry):
             continue
         if entry["config"].get("axis") not in (-1, 3, [-1], [3]):
             continue
-        histories = _inbound_histories(entry)
-        if len(histories) != 1:
-            continue
-        conv = by_name.get(histories[0][0])
+        inputs = _inbound_tensors(entry)
+        conv = by_name.get(inputs[0]["config"]["keras_history"][0]) if len(inputs) == 1 else None
         if (
             conv is None
             or conv["class_name"] not in FOLDABLE_CONV_CLASSES
-            or len(conv.get("inbound_nodes", [])) != 1
+            or not _called_once(conv)
             or readers.get(conv["name"], 0) != 1
             or conv["config"].get("activation", "linear") not in ("linear", None)
             or conv["config"].get("data_format", "channels_last") != "channels_last"
         ):
             continue
         pairs[entry["name"]] = conv["name"]
-    return pairs
+    config["layers"] = [entry for entry in config["layers"] if entry["name"] not in pairs]
+    for conv_name in pairs.values():
+        by_name[conv_name]["config"]["use_bias"] = True
+    _reroute(config, {bn: [conv, 0, 0] for bn, conv in pairs.items()})
+    return {conv: ("fold", conv, bn) for bn, conv in pairs.items()}
 
 
-def _fold_config(config: dict) -> dict:
-    """Rewrites a functional config in place without its foldable BatchNorms.
+def batch_norm_affine(layer: keras.layers.BatchNormalization) -> tuple[np.ndarray, np.ndarray]:
+    """The inference-time ``(scale, shift)`` per channel of a BatchNormalization, in float64.
 
-    Returns a tree ``{"folds": {conv_name: bn_name}, "children": {layer_name: subtree}}`` that
-    says which layers' weights must be folded when they are copied over.
+    ``layer(x, training=False) == x * scale + shift``.
+
+    Example:
+        >>> bn = keras.layers.BatchNormalization(epsilon=0.0)
+        >>> bn.build((None, 2))
+        >>> bn.moving_variance.assign([4.0, 1.0])
+        >>> [float(v) for v in batch_norm_affine(bn)[0]]
+        [0.5, 1.0]
     """
-    pairs = _foldable_pairs(config)
-    children = {
-        entry["name"]: _fold_config(entry["config"]) for entry in config["layers"] if _is_functional_entry(entry)
-    }
-
-    def reroute(history):
-        if history[0] in pairs:
-            history[0] = pairs[history[0]]
-
-    kept = []
-    for entry in config["layers"]:
-        if entry["name"] in pairs:
-            continue
-        if entry["name"] in pairs.values():
-            entry["config"]["use_bias"] = True
-        _visit_histories(entry.get("inbound_nodes", []), reroute)
-        kept.append(entry)
-    config["layers"] = kept
-    for reference in _output_references(config["output_layers"]):
-        reroute(reference)
-    return {"folds": {conv: bn for bn, conv in pairs.items()}, "children": children}
-
-
-def _batch_norm_affine(layer) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel ``(scale, shift)`` of a BatchNormalization layer at inference, in float64."""
-    mean = np.asarray(keras.ops.convert_to_numpy(layer.moving_mean), np.float64)
-    variance = np.asarray(keras.ops.convert_to_numpy(layer.moving_variance), np.float64)
-    gamma = np.asarray(keras.ops.convert_to_numpy(layer.gamma), np.float64) if layer.scale else 1.0
-    beta = np.asarray(keras.ops.convert_to_numpy(layer.beta), np.float64) if layer.center else 0.0
+    mean, variance = _numpy(layer.moving_mean), _numpy(layer.moving_variance)
+    gamma = _numpy(layer.gamma) if layer.scale else np.ones_like(mean)
+    beta = _numpy(layer.beta) if layer.center else np.zeros_like(mean)
     scale = gamma / np.sqrt(variance + layer.epsilon)
-    return scale * np.ones_like(mean), beta - mean * scale
+    return scale, beta - mean * scale
 
 
-def _folded_weights(conv, batch_norm) -> list[np.ndarray]:
-    scale, shift = _batch_norm_affine(batch_norm)
-    kernel = np.asarray(keras.ops.convert_to_numpy(conv.kernel), np.float64)
-    if isinstance(conv, keras.layers.DepthwiseConv2D):
-        # Kernel (kh, kw, in, multiplier); output channel c * multiplier + m.
+def _folded_conv_weights(conv, batch_norm) -> list[np.ndarray]:
+    scale, shift = batch_norm_affine(batch_norm)
+    kernel = _numpy(conv.kernel)
+    if isinstance(conv, keras.layers.DepthwiseConv2D):  # (kh, kw, in, multiplier): out = in * m
         kernel = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
-    else:
-        kernel = kernel * scale  # (kh, kw, in / groups, out)
-    bias = np.asarray(keras.ops.convert_to_numpy(conv.bias), np.float64) if conv.use_bias else 0.0
-    bias = bias * scale + shift
-    return [kernel, bias]
-
-
-def _copy_weights(source: keras.Model, target: keras.Model, tree: dict) -> None:
-    for layer in target.layers:
-        original = source.get_layer(layer.name)
-        if layer.name in tree["children"]:
-            _copy_weights(original, layer, tree["children"][layer.name])
-        elif layer.name in tree["folds"]:
-            batch_norm = source.get_layer(tree["folds"][layer.name])
-            kernel, bias = _folded_weights(original, batch_norm)
-            layer.kernel.assign(kernel.astype(layer.kernel.dtype))
-            layer.bias.assign(bias.astype(layer.bias.dtype))
-        elif layer.weights:
-            layer.set_weights(original.get_weights())
-
-
-def _check_functional(model) -> None:
-    config = model.get_config() if isinstance(model, keras.Model) else None
-    if not isinstance(config, dict) or not {"layers", "input_layers", "output_layers"} <= set(config):
-        raise TypeError(
-            f"fold_batch_norms needs a functional keras.Model (every skyseg_tf model is one); "
-            f"received {type(model).__name__}. Build the model with skyseg_tf.build_model or "
-            "load it with skyseg_tf.inference.load_model."
-        )
+    else:  # (kh, kw, in / groups, out)
+        kernel = kernel * scale
+    bias = _numpy(conv.bias) if conv.use_bias else 0.0
+    return [kernel, bias * scale + shift]
 
 
 def fold_batch_norms(model: keras.Model) -> keras.Model:
     """Returns an inference copy of ``model`` with BatchNorms folded into the preceding convs.
 
-    Every ``BatchNormalization`` (channels last) that reads the output of a ``Conv2D`` or
-    ``DepthwiseConv2D`` with a linear activation, whose output nothing else reads, is removed
+    Every channels-last ``BatchNormalization`` that reads the output of a ``Conv2D`` or
+    ``DepthwiseConv2D`` with a linear activation, whose output nothing else reads, is removed,
     and its moving statistics, scale and offset are folded into that convolution's kernel and
-    bias (computed in float64). Nested functional models, such as the ``keras.applications``
-    encoder inside every skyseg_tf model, are folded too. Layer names, the input and the output
-    are unchanged; the model is neither compiled nor meant for training. BatchNorms that
-    cannot be folded (one after an addition or on an image) stay as they are.
+    bias (computed in float64). Nested functional models (the ``keras.applications`` encoder of
+    every skyseg_tf model) are folded too. BatchNorms that cannot be folded (after an addition,
+    or on the raw image as in segmentation_models' ResNets) stay. Layer names, inputs and
+    outputs are unchanged.
+
+    The result is for inference and export only: it is not compiled, and training it would
+    train a network without normalisation. Fold a copy after training.
 
     Args:
-        model: A functional ``keras.Model`` (a skyseg_tf model, a ``keras.applications``
-            model, or one from ``from_segmentation_models``). It is not modified.
+        model: A functional ``keras.Model`` (a skyseg_tf model, a ``keras.applications`` model,
+            or one from ``from_segmentation_models``). It is not modified.
 
     Returns:
         A new functional ``keras.Model`` whose outputs match ``model(x, training=False)`` to
@@ -219,12 +318,296 @@ def fold_batch_norms(model: keras.Model) -> keras.Model:
         >>> count_batch_norms(fold_batch_norms(model))
         0
     """
-    _check_functional(model)
-    config = copy.deepcopy(model.get_config())
-    tree = _fold_config(config)
-    folded = keras.Model.from_config(config)
-    _copy_weights(model, folded, tree)
-    return folded
+
+    return _rewrite(model, _fold_batch_norms_config)
+
+
+# --------------------------------------------------------------------------------------------
+# Sub-pixel (transposed) convolutions for nearest-neighbour upsampling
+# --------------------------------------------------------------------------------------------
+
+
+def subpixel_kernel(kernel):
+    """The 4x4 stride-2 transposed-conv kernel equal to a 3x3 conv after nearest upsampling x2.
+
+    ``conv2d(upsample_nearest_2x(x), kernel, padding="same")`` equals
+    ``conv_transpose(x, subpixel_kernel(kernel), strides=2, padding="same")``.
+
+    Args:
+        kernel: ``(3, 3, in_channels, out_channels)``, a tensor or an array.
+
+    Returns:
+        ``(4, 4, out_channels, in_channels)``, the layout of ``keras.ops.conv_transpose`` and
+        ``keras.layers.Conv2DTranspose``; a NumPy array for a NumPy input, else a tensor.
+
+    Example:
+        >>> subpixel_kernel(np.ones((3, 3, 5, 2))).shape
+        (4, 4, 2, 5)
+    """
+    if isinstance(kernel, np.ndarray):
+        taps = np.asarray(_SUBPIXEL_TAPS, kernel.dtype)
+        return np.einsum("ai,bj,ijcf->abfc", taps, taps, kernel)
+    taps = ops.convert_to_tensor(_SUBPIXEL_TAPS, dtype=kernel.dtype)
+    return ops.einsum("ai,bj,ijcf->abfc", taps, taps, kernel)
+
+
+@keras.saving.register_keras_serializable(package="skyseg_tf")
+class NearestUpsampleConv2D(keras.layers.Layer):
+    """A 3x3 "same" convolution of the input upsampled x2 by nearest neighbour, 2.25x cheaper.
+
+    Computes ``Conv2D(filters, 3, padding="same")(UpSampling2D(2)(x))`` as one stride-2
+    transposed convolution of ``x`` with the 4x4 kernel :func:`subpixel_kernel` derives from
+    the 3x3 kernel in every call. The trained variable is the 3x3 kernel itself (same shape and
+    initialiser as the ``Conv2D`` it replaces), so outputs, gradients and optimizer updates are
+    those of the upsample-then-convolve pair.
+
+    Args:
+        filters: Output channels.
+        use_bias: Whether to add a bias.
+        kernel_initializer: Initialiser of the 3x3 kernel.
+        bias_initializer: Initialiser of the bias.
+
+    Example:
+        >>> layer = NearestUpsampleConv2D(4)
+        >>> layer(np.zeros((1, 8, 8, 3), "float32")).shape
+        (1, 16, 16, 4)
+        >>> tuple(layer.kernel.shape)
+        (3, 3, 3, 4)
+    """
+
+    def __init__(self, filters: int, use_bias: bool = False, kernel_initializer="he_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(filters, int) or filters <= 0:
+            raise ValueError(f"NearestUpsampleConv2D(filters=...) must be a positive int; received {filters!r}.")
+        self.filters = filters
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="kernel", shape=(3, 3, int(input_shape[-1]), self.filters),
+            initializer=self.kernel_initializer,
+        )
+        self.bias = (
+            self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer)
+            if self.use_bias else None
+        )
+
+    def call(self, inputs):
+        kernel = subpixel_kernel(ops.cast(self.kernel, self.compute_dtype))
+        outputs = ops.conv_transpose(inputs, kernel, strides=2, padding="same")
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.bias, self.compute_dtype)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        height, width = (None if s is None else 2 * s for s in input_shape[1:3])
+        return (input_shape[0], height, width, self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
+
+
+def _is_nearest_upsampling_x2(entry: dict) -> bool:
+    config = entry["config"]
+    return (
+        entry["class_name"] == "UpSampling2D"
+        and _pairs(config.get("size", 2)) == (2, 2)
+        and config.get("interpolation", "nearest") == "nearest"
+        and config.get("data_format", "channels_last") == "channels_last"
+        and _called_once(entry)
+    )
+
+
+def _is_plain_conv3x3(entry: dict) -> bool:
+    config = entry["config"]
+    return (
+        entry["class_name"] == "Conv2D"
+        and _pairs(config.get("kernel_size")) == (3, 3)
+        and _pairs(config.get("strides", 1)) == (1, 1)
+        and _pairs(config.get("dilation_rate", 1)) == (1, 1)
+        and config.get("padding") == "same"
+        and config.get("groups", 1) == 1
+        and config.get("data_format", "channels_last") == "channels_last"
+        and config.get("activation", "linear") in ("linear", None)
+        and _called_once(entry)
+    )
+
+
+def _upsampling_layer_entry(name: str, conv_config: dict, use_bias: bool, source: dict, transposed: bool) -> dict:
+    """Config entry of the layer computing the upsampled part of a conv (see the module doc)."""
+    common = {"name": name, "trainable": conv_config.get("trainable", True), "dtype": conv_config["dtype"],
+              "filters": conv_config["filters"], "use_bias": use_bias}
+    if transposed:
+        entry = {"module": "keras.layers", "class_name": "Conv2DTranspose", "registered_name": None,
+                 "config": {**common, "kernel_size": [4, 4], "strides": [2, 2], "padding": "same",
+                            "data_format": "channels_last", "dilation_rate": [1, 1], "activation": "linear"}}
+    else:
+        entry = {"module": __name__, "class_name": "NearestUpsampleConv2D",
+                 "registered_name": "skyseg_tf>NearestUpsampleConv2D",
+                 "config": {**common, "kernel_initializer": conv_config.get("kernel_initializer", "he_uniform"),
+                            "bias_initializer": conv_config.get("bias_initializer", "zeros")}}
+    entry.update({"name": name, "inbound_nodes": [{"args": [copy.deepcopy(source)], "kwargs": {}}]})
+    return entry
+
+
+def _split_upsampling_convs_config(config: dict, transposed: bool) -> dict:
+    """Rewrites every ``[concat(] up2(x) [, skips)] -> conv3x3`` of one functional config.
+
+    Returns ``{layer_name: record}`` for the weight copy (see :func:`_computed_weights`).
+    """
+    by_name = {entry["name"]: entry for entry in config["layers"]}
+    readers = _reader_counts(config)
+    records: dict[str, tuple] = {}
+    removed: set[str] = set()
+    added: dict[str, list[dict]] = {}  # new entries, placed after the named layer
+    renames: dict[str, list] = {}
+
+    for conv in config["layers"]:
+        inputs = _inbound_tensors(conv)
+        if not _is_plain_conv3x3(conv) or len(inputs) != 1:
+            continue
+        producer = by_name.get(inputs[0]["config"]["keras_history"][0])
+        if producer is None or producer["name"] in removed or readers.get(producer["name"], 0) != 1:
+            continue
+        if (producer["class_name"] == "Concatenate" and _called_once(producer)
+                and producer["config"].get("axis", -1) in (-1, 3)):
+            parts = _inbound_tensors(producer)
+        elif _is_nearest_upsampling_x2(producer):
+            parts = inputs
+        else:
+            continue
+        ups = [index for index, part in enumerate(parts)
+               if _is_nearest_upsampling_x2(by_name[part["config"]["keras_history"][0]])
+               and readers.get(part["config"]["keras_history"][0], 0) == 1]
+        if not ups:
+            continue
+        up_layer = by_name[parts[ups[0]]["config"]["keras_history"][0]]
+        offsets = np.cumsum([0] + [int(part["config"]["shape"][-1]) for part in parts]).tolist()
+        channels = [list(range(offsets[i], offsets[i + 1])) for i in range(len(parts))]
+        skip_parts = [part for index, part in enumerate(parts) if index != ups[0]]
+        up_name = f"{conv['name']}_upsampled" if skip_parts else conv["name"]
+        if skip_parts and (up_name in by_name or f"{conv['name']}_sum" in by_name):
+            continue
+        conv_config = conv["config"]
+        has_bias = bool(conv_config.get("use_bias"))
+        source = _inbound_tensors(up_layer)[0]
+        up_entry = _upsampling_layer_entry(up_name, conv_config, has_bias and not skip_parts, source, transposed)
+        records[up_name] = ("up", conv["name"], channels[ups[0]], transposed)
+        removed.add(up_layer["name"])
+        if not skip_parts:  # conv(up(x)) -> one layer, under the conv's name
+            removed.add(conv["name"])
+            if producer is not up_layer:
+                removed.add(producer["name"])
+            added[conv["name"]] = [up_entry]
+            continue
+        # conv(concat(up(x), skips)) -> conv(skips) + upsampled(x), summed as "<conv>_sum".
+        if len(skip_parts) == 1:
+            removed.add(producer["name"])
+            conv["inbound_nodes"] = [{"args": [copy.deepcopy(skip_parts[0])], "kwargs": {}}]
+        else:
+            producer["inbound_nodes"] = [{"args": [copy.deepcopy(skip_parts)], "kwargs": {}}]
+        conv.pop("build_config", None)
+        sum_name = f"{conv['name']}_sum"
+        out_shape = list(inputs[0]["config"]["shape"][:-1]) + [conv_config["filters"]]
+        dtype = inputs[0]["config"]["dtype"]
+        sum_entry = {
+            "module": "keras.layers", "class_name": "Add", "registered_name": None, "name": sum_name,
+            "config": {"name": sum_name, "trainable": True, "dtype": conv_config["dtype"]},
+            "inbound_nodes": [{"args": [[_tensor(out_shape, dtype, [conv["name"], 0, 0]),
+                                         _tensor(out_shape, dtype, [up_name, 0, 0])]], "kwargs": {}}],
+        }
+        renames[conv["name"]] = [sum_name, 0, 0]
+        added[conv["name"]] = [up_entry, sum_entry]
+        skip_channels = [c for index, chans in enumerate(channels) if index != ups[0] for c in chans]
+        records[conv["name"]] = ("skip", conv["name"], skip_channels)
+
+    # Readers of a split conv read its sum instead; the new layers go in after the rerouting,
+    # since each sum reads its conv.
+    _reroute(config, renames)
+    layers = []
+    for entry in config["layers"]:
+        if entry["name"] not in removed:
+            layers.append(entry)
+        layers.extend(added.get(entry["name"], []))
+    config["layers"] = layers
+    return records
+
+
+def _split(model: keras.Model, transposed: bool) -> keras.Model:
+    return _rewrite(model, lambda config: _split_upsampling_convs_config(config, transposed))
+
+
+def split_upsampling_convs(model: keras.Model) -> keras.Model:
+    """Rewrites nearest-upsample-then-3x3-conv pairs as sub-pixel convolutions (trainable).
+
+    Every ``UpSampling2D(2, interpolation="nearest")`` whose output feeds a 3x3 "same"
+    ``Conv2D`` (directly, or through a ``Concatenate`` with skip features, as in every U-Net
+    decoder block) becomes a :class:`NearestUpsampleConv2D` on the low-resolution input, plus
+    the original ``Conv2D`` on the skip features only, summed (layer ``<conv>_sum``). The
+    parameters are the same numbers, re-partitioned along the conv's input channels: outputs,
+    gradients and optimizer updates match the original model, at 2.25x fewer multiply-adds for
+    the upsampled part. Train the result as usual; checkpoints of the original do not load into
+    it by name (rewrite after loading them).
+
+    Args:
+        model: A functional ``keras.Model``; it is not modified. Models without the pattern
+            come back as an equivalent copy.
+
+    Returns:
+        A new functional ``keras.Model`` (not compiled).
+
+    Raises:
+        TypeError: If ``model`` is not a functional Keras model.
+
+    Example:
+        >>> import skyseg_tf
+        >>> model = skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None,
+        ...                               input_shape=(64, 64, 3))
+        >>> split = split_upsampling_convs(model)
+        >>> split.count_params() == model.count_params()
+        True
+        >>> type(split.get_layer("decoder_stage4a_conv")).__name__
+        'NearestUpsampleConv2D'
+    """
+    return _split(model, transposed=False)
+
+
+def optimize_for_inference(model: keras.Model) -> keras.Model:
+    """BatchNorms folded, nearest-upsampling convs as transposed convs: the fast inference model.
+
+    Applies :func:`fold_batch_norms`, then rewrites the patterns of
+    :func:`split_upsampling_convs` with a plain ``keras.layers.Conv2DTranspose`` holding the
+    precomputed 4x4 kernel. The result has only standard Keras layers and skyseg_tf's own, so
+    its ``.keras`` file loads after ``import skyseg_tf``; it is for inference and export only.
+
+    Args:
+        model: A functional ``keras.Model``; it is not modified.
+
+    Returns:
+        A new functional ``keras.Model`` whose outputs match ``model(x, training=False)`` to
+        float rounding.
+
+    Raises:
+        TypeError: If ``model`` is not a functional Keras model.
+
+    Example:
+        >>> import skyseg_tf
+        >>> model = skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None,
+        ...                               input_shape=(64, 64, 3))
+        >>> fast = optimize_for_inference(model)
+        >>> type(fast.get_layer("decoder_stage0a_conv_upsampled")).__name__
+        'Conv2DTranspose'
+    """
+    return _split(fold_batch_norms(model), transposed=True)
 
 
 def count_batch_norms(model) -> int:

@@ -31,7 +31,7 @@ class DemoSettings:
     prediction_size: tuple
 
 
-FULL = DemoSettings(num_examples=1000, image_size=128, epochs=12, global_batch_size=16, learning_rate=2e-3,
+FULL = DemoSettings(num_examples=1000, image_size=128, epochs=14, global_batch_size=16, learning_rate=2e-3,
                     num_predictions=4, prediction_size=(480, 640))
 QUICK = DemoSettings(num_examples=40, image_size=64, epochs=1, global_batch_size=8, learning_rate=2e-3,
                      num_predictions=2, prediction_size=(96, 128))

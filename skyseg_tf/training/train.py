@@ -364,6 +364,7 @@ def _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_
                     validation_steps=config.validation_steps,
                     callbacks=_callbacks(config, run_dir, chief, nan_guard, best_so_far) + extra_callbacks,
                     verbose=config.verbose,
+                    shuffle=False,  # The pipeline shuffles (seeded); Keras cannot shuffle a tf.data.Dataset.
                 )
         except tf.errors.ResourceExhaustedError as error:
             raise TrainingError(

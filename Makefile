@@ -21,7 +21,7 @@ $(STAMP): setup.cfg setup.py | $(BIN)/python
 install: $(STAMP)
 
 demo: install
-	$(BIN)/skyseg demo --out runs/demo
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/skyseg demo --out runs/demo
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

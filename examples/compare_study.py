@@ -25,8 +25,8 @@ Run:
         --out runs/comparison
     python examples/compare_study.py a.keras b.keras --data synthetic --num-examples 100 --image-size 256
 
-The training examples import :data:`STUDY_RESULTS`, :func:`comparison_table` and
-:func:`evaluate_runs` from this file, so the study's numbers live in one place.
+The training examples import :func:`comparison_table` (with :data:`STUDY_RESULTS`) and small
+helpers from this file, so the study's numbers live in one place.
 
 Example:
     >>> comparison_table([{"name": "unet_resnet50", "model": "unet_resnet50",

@@ -22,8 +22,9 @@ The data, once (Kaggle serves the archive only to signed-in users, so TFDS canno
     tfds build --imports tfds_ade20k_outdoors ade20k_outdoors_sky/kaggle --manual_dir ~/Downloads
 
 or let this script build it: ``python examples/train_unet.py --manual-dir ~/Downloads``. (In
-Python: ``tfds.load("ade20k_outdoors_sky/kaggle", download_and_prepare_kwargs={"download_config":
-tfds.download.DownloadConfig(manual_dir="~/Downloads")})`` after ``import skyseg_tf``.)
+Python, after ``import skyseg_tf``: ``tfds.load("ade20k_outdoors_sky/kaggle",
+download_and_prepare_kwargs={"download_config": tfds.download.DownloadConfig(
+manual_dir=os.path.expanduser("~/Downloads"))})``.)
 
 Image size: 512x512, not 256x256 (see the config file): DeepLabV3's ASPP rates 12/24/36 at
 output stride 8 were designed for inputs of about 513 px, and the two runs share one size so their

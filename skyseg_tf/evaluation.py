@@ -118,6 +118,10 @@ class EvaluationReport:
 # --------------------------------------------------------------------------------------------
 
 
+# File names every run uses; a model saved under one of them is named after its folder.
+GENERIC_MODEL_FILE_NAMES = ("best", "model", "last", "final")
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "model"
 
@@ -142,6 +146,8 @@ def _resolve(models):
             path = pathlib.Path(entry)
             predictor = as_predictor(path)
             name = path.stem if path.is_file() else path.name
+            if name in GENERIC_MODEL_FILE_NAMES:  # runs/unet_resnet50/best.keras -> "unet_resnet50"
+                name = path.resolve().parent.name or name
             resolved.append((name, str(path), predictor))
         else:
             predictor = as_predictor(entry)

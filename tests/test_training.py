@@ -49,7 +49,9 @@ def test_one_epoch_on_one_device_writes_the_run_directory(tmp_path):
 def test_freezing_the_encoder_trains_the_decoder_only_first(tmp_path):
     result = train({**TINY, "epochs": 2, "freeze_encoder_epochs": 1, "run_dir": str(tmp_path / "run")})
     _assert_finite_history(result.history, 2)
-    assert os.path.exists(os.path.join(result.run_dir, "frozen_encoder.weights.h5"))
+    assert os.path.exists(os.path.join(result.run_dir, ".frozen_encoder.done"))
+    # The phase's weights are kept only while the next phase could still need them.
+    assert not os.path.exists(os.path.join(result.run_dir, "frozen_encoder.weights.h5"))
 
 
 MIRRORED = textwrap.dedent("""
@@ -196,6 +198,12 @@ def test_invalid_config_fails_before_any_work(tmp_path, changes, message):
     with pytest.raises(ConfigError, match=message):
         train({**TINY, "run_dir": str(run_dir), **changes})
     assert not run_dir.exists()
+
+
+def test_yaml_style_exponent_strings_are_numbers():
+    assert TrainConfig.from_dict({**TINY, "learning_rate": "1e-4"}).learning_rate == 1e-4
+    with pytest.raises(ConfigError, match=r"learning_rate='fast': must be a number"):
+        TrainConfig.from_dict({**TINY, "learning_rate": "fast"})
 
 
 def test_config_files_round_trip(tmp_path):

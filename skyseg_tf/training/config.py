@@ -175,6 +175,14 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise ConfigError(f"A training config must be a mapping of keys to values; received {type(values).__name__}.")
         names = [field.name for field in dataclasses.fields(cls)]
+        values = dict(values)
+        for key in ("learning_rate", "weight_decay", "bn_momentum"):
+            # YAML 1.1 reads 1e-4 (no dot) as a string; accept what is plainly a number.
+            if isinstance(values.get(key), str):
+                try:
+                    values[key] = float(values[key])
+                except ValueError:
+                    raise ConfigError(f"Invalid config value {key}={values[key]!r}: must be a number, e.g. 1.0e-4.") from None
         unknown = sorted(set(values) - set(names))
         if unknown:
             raise ConfigError(f"Unknown config key(s) {', '.join(unknown)}; valid keys are {', '.join(names)}.")

@@ -337,10 +337,13 @@ def _keras_multi_worker_fixes(model, strategy, train_data):
 
 
 def _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_data, extra_callbacks):
-    for name, encoder_trainable, first_epoch, end_epoch in _phases(config):
+    phases = _phases(config)
+    for index, (name, encoder_trainable, first_epoch, end_epoch) in enumerate(phases):
         done_marker = os.path.join(run_dir, f".{name}.done")
+        weights_path = os.path.join(run_dir, f"{name}.weights.h5")
         if os.path.exists(done_marker):
-            model.load_weights(os.path.join(run_dir, f"{name}.weights.h5"))
+            if os.path.exists(weights_path):  # Kept only while a later phase may need to resume.
+                model.load_weights(weights_path)
             continue
         with strategy.scope():
             model.get_layer("encoder").trainable = encoder_trainable
@@ -383,7 +386,14 @@ def _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_
             )
         if model.stop_training and end_epoch < config.epochs:
             break  # Early stopping ended the run inside the first phase.
-        model.save_weights(os.path.join(run_dir, f"{name}.weights.h5"))
+        last_phase = index == len(phases) - 1
+        if not last_phase:
+            model.save_weights(weights_path)  # The next phase starts from these if it is resumed.
         with open(done_marker, "w", encoding="utf-8") as handle:
             handle.write("done\n")
+        if last_phase:
+            for earlier, *_ in phases[:-1]:
+                stale = os.path.join(run_dir, f"{earlier}.weights.h5")
+                if os.path.exists(stale):
+                    os.remove(stale)
 

@@ -1,0 +1,168 @@
+"""Inference-time rewrites: BatchNorm folding and sub-pixel upsampling convs keep the outputs."""
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import run_config_round_trip, run_save_load_round_trip
+from skyseg_tf.models import build_model, from_segmentation_models
+from skyseg_tf.models.optimize import (
+    NearestUpsampleConv2D,
+    count_batch_norms,
+    fold_batch_norms,
+    optimize_for_inference,
+    split_upsampling_convs,
+    subpixel_kernel,
+)
+
+SIZE = 64
+TOLERANCE = 1e-4
+
+
+def _images(batch=2, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (batch, SIZE, SIZE, 3)).astype("float32")
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def _randomize_batch_norms(model, seed=0):
+    """Moving statistics, scale and offset far from their defaults, so a wrong fold shows."""
+    rng = np.random.default_rng(seed)
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0.0, 0.3, channels))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, channels))
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, channels))
+            if layer.center:
+                layer.beta.assign(rng.normal(0.0, 0.3, channels))
+
+
+def _logits_model(name):
+    """A registry model with logits out (no saturating sigmoid) and non-trivial BatchNorms."""
+    model = build_model(name, encoder_weights=None, activation=None, input_shape=(SIZE, SIZE, 3))
+    before = np.asarray(model(_images(), training=False))
+    _randomize_batch_norms(model)
+    after = np.asarray(model(_images(), training=False))
+    # The statistics matter far beyond the tolerance: a fold that ignored them would fail.
+    assert np.abs(after - before).max() > 100 * TOLERANCE * np.abs(after).max()
+    return model, after
+
+
+def _assert_same_outputs(expected, actual):
+    """allclose at 1e-4 of the output's scale (logits of random deep nets reach tens)."""
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(np.asarray(actual) / scale, np.asarray(expected) / scale, atol=TOLERANCE, rtol=0)
+
+
+@pytest.mark.parametrize("name", [
+    "unet_resnet50",
+    "deeplabv3_mobilenet_v3_large",
+    pytest.param("deeplabv3_resnet50", marks=pytest.mark.slow),  # dilated convs: ~30 s on 2 cores
+])
+def test_fold_batch_norms_keeps_outputs_removes_every_batch_norm_and_saves(name, tmp_path):
+    model, expected = _logits_model(name)
+    folded = fold_batch_norms(model)
+    assert count_batch_norms(model) > 50
+    assert not [layer.name for layer in _all_layers(folded) if isinstance(layer, keras.layers.BatchNormalization)]
+    _assert_same_outputs(expected, folded(_images(), training=False))
+    assert [layer.name for layer in folded.layers][:4] == [layer.name for layer in model.layers][:4]
+    restored = run_save_load_round_trip(folded, _images(), tmp_path)
+    assert count_batch_norms(restored) == 0
+
+
+def test_fold_batch_norms_leaves_the_model_unchanged_and_keeps_unfoldable_batch_norms():
+    model = from_segmentation_models("Unet", "resnet50", encoder_weights=None, activation=None,
+                                     input_shape=(SIZE, SIZE, 3))
+    _randomize_batch_norms(model)
+    expected = np.asarray(model(_images(), training=False))
+    folded = fold_batch_norms(model)
+    # Pre-activation ResNet: the BatchNorms after additions and on the raw image cannot fold.
+    assert 0 < count_batch_norms(folded) < count_batch_norms(model) == 61
+    _assert_same_outputs(expected, folded(_images(), training=False))
+    np.testing.assert_array_equal(np.asarray(model(_images(), training=False)), expected)
+
+
+def test_optimize_for_inference_matches_and_has_only_standard_layers(tmp_path):
+    model, expected = _logits_model("unet_resnet50")
+    fast = optimize_for_inference(model)
+    _assert_same_outputs(expected, fast(_images(), training=False))
+    assert count_batch_norms(fast) == 0
+    names = {layer.name: type(layer).__name__ for layer in fast.layers}
+    assert names["decoder_stage0a_conv_upsampled"] == "Conv2DTranspose"
+    assert names["decoder_stage4a_conv"] == "Conv2DTranspose"  # no skip: one layer, same name
+    assert not any(name.startswith("decoder_stage0_") for name in names)  # upsampling, concat gone
+    run_save_load_round_trip(fast, _images(), tmp_path)
+
+
+def test_split_upsampling_convs_has_the_same_parameters_outputs_and_gradients():
+    model = build_model("unet_mobilenet_v3_large", encoder_weights=None, activation=None, input_shape=(SIZE, SIZE, 3))
+    split = split_upsampling_convs(model)
+    assert split.count_params() == model.count_params()
+    assert isinstance(split.get_layer("decoder_stage1a_conv_upsampled"), NearestUpsampleConv2D)
+    images = _images()
+    _assert_same_outputs(model(images, training=True), split(images, training=True))
+
+    import tensorflow as tf
+
+    def kernel_gradient(network, names):
+        variables = [network.get_layer(name).kernel for name in names]
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(network(images, training=True)))
+        return [np.asarray(g) for g in tape.gradient(loss, variables)]
+
+    (whole,) = kernel_gradient(model, ["decoder_stage1a_conv"])
+    skip, upsampled = kernel_gradient(split, ["decoder_stage1a_conv", "decoder_stage1a_conv_upsampled"])
+    up_channels = upsampled.shape[2]  # the concat put the upsampled map first
+    scale = np.abs(whole).max()
+    np.testing.assert_allclose(upsampled / scale, whole[:, :, :up_channels] / scale, atol=TOLERANCE)
+    np.testing.assert_allclose(skip / scale, whole[:, :, up_channels:] / scale, atol=TOLERANCE)
+
+
+def test_nearest_upsample_conv_equals_upsampling_then_conv_and_round_trips():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 7, 3)).astype("float32")
+    layer = NearestUpsampleConv2D(4, use_bias=True, bias_initializer="ones")
+    outputs = np.asarray(layer(x))
+    conv = keras.layers.Conv2D(4, 3, padding="same")
+    conv.build((None, 10, 14, 3))
+    conv.set_weights(layer.get_weights())
+    np.testing.assert_allclose(outputs, np.asarray(conv(keras.layers.UpSampling2D(2)(x))), atol=1e-5)
+    inputs = keras.Input((None, None, 3))
+    wrapped = keras.Model(inputs, NearestUpsampleConv2D(4, name="up")(inputs))
+    run_config_round_trip(wrapped, x)
+    assert NearestUpsampleConv2D.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_subpixel_kernel_numpy_and_tensor_agree():
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 2, 5)).astype("float32")
+    np.testing.assert_allclose(np.asarray(subpixel_kernel(keras.ops.convert_to_tensor(kernel))),
+                               subpixel_kernel(kernel), atol=1e-6)
+    assert subpixel_kernel(kernel).shape == (4, 4, 5, 2)
+
+
+def test_optimized_model_stays_float32_out_under_mixed_precision():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = build_model("unet_mobilenet_v3_large", encoder_weights=None, input_shape=(SIZE, SIZE, 3))
+        fast = optimize_for_inference(model)
+        expected, actual = model(_images(), training=False), fast(_images(), training=False)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert actual.dtype == "float32"
+    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=2e-2)
+
+
+def test_non_functional_models_are_rejected_with_a_clear_error():
+    sequential = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])
+    with pytest.raises(TypeError, match="functional keras.Model"):
+        fold_batch_norms(sequential)
+    with pytest.raises(TypeError, match="received str"):
+        optimize_for_inference("unet_resnet50")

@@ -95,7 +95,7 @@ def run_demo(out_dir: str = "runs/demo", quick: bool = False, epochs: int | None
         "bn_momentum": 0.9,
         "cache": True,
         "strategy": "auto",
-        "run_dir": os.path.join(out_dir, "train"),
+        "run_dir": os.path.join(out_dir, DEMO_MODEL),  # evaluation names the model after this folder
         "tensorboard": False,
         "verbose": verbose,
     })

@@ -31,7 +31,13 @@ def render_cli_reference() -> str:
         "",
     ]
     for path, command in _walk(main, ["skyseg"]):
-        context = click.Context(command, info_name=" ".join(path), terminal_width=100, max_content_width=100)
+        context = click.Context(
+            command,
+            info_name=" ".join(path),
+            terminal_width=100,
+            max_content_width=100,
+            help_option_names=main.context_settings["help_option_names"],  # what `skyseg` users see
+        )
         parts += [f"## `{' '.join(path)}`", "", "```text", command.get_help(context).rstrip(), "```", ""]
     return "\n".join(parts)
 

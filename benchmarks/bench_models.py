@@ -12,7 +12,9 @@ whatever machine runs it (TensorFlow places the work on a GPU when it sees one):
 
 FLOPs per image are ``skyseg_tf.models.summary.count_flops`` of the model as built (2 x the
 multiply-adds of its convs); the optimised variants execute fewer (``executed GFLOPs``), so their
-"% peak" is an effective figure. Training FLOPs are counted as 3x the forward pass.
+"% peak" is an effective figure. Training FLOPs are counted as 3x the forward pass. Times are
+taken on the wall clock and in CPU seconds (``common.time_side_by_side``); on a shared machine
+quote the CPU-time columns.
 
 All 9 models x 2 sizes x 2 batches x train + infer takes hours on a 2-core CPU; pick a subset.
 
@@ -77,21 +79,24 @@ def bench_one(name: str, size: int, batches, modes, wanted, steps: int, warmup: 
             peak_function, peak_flops = common.peak_functions()["peak_conv"]
             functions["peak_conv"] = peak_function
             times = common.time_side_by_side(functions, steps, warmup)
-            peak = peak_flops / common.summarize(times["peak_conv"])["median_s"]
-            factor = 1 if mode == "infer" else TRAINING_FLOPS_FACTOR
-            built_median = common.summarize(times["built"])["median_s"] if "built" in times else None
+            stats = {key: common.summarize(samples) for key, samples in times.items()}
+            peak = peak_flops / stats["peak_conv"]["median_s"]
+            cpu_peak = peak_flops / stats["peak_conv"]["cpu_median_s"]
+            work = (1 if mode == "infer" else TRAINING_FLOPS_FACTOR) * flops * batch
             for variant, variant_model in models.items():
-                stats = common.summarize(times[variant])
-                executed = common.executed_flops(variant_model)
+                row = stats[variant]
+                built = stats.get("built")
                 rows.append({
-                    "model": name, "size": size, "batch": batch, "mode": mode, "variant": variant, **stats,
-                    "images_per_s": batch / stats["median_s"],
-                    "speedup_vs_built": built_median / stats["median_s"] if built_median else None,
+                    "model": name, "size": size, "batch": batch, "mode": mode, "variant": variant, **row,
+                    "images_per_s": batch / row["median_s"],
+                    "speedup_vs_built": built["median_s"] / row["median_s"] if built else None,
+                    "cpu_speedup_vs_built": built["cpu_median_s"] / row["cpu_median_s"] if built else None,
                     "gflops_per_image": flops / 1e9,
-                    "executed_gflops_per_image": executed / 1e9,
-                    "effective_gflops_per_s": factor * flops * batch / stats["median_s"] / 1e9,
+                    "executed_gflops_per_image": common.executed_flops(variant_model) / 1e9,
+                    "effective_gflops_per_s": work / row["median_s"] / 1e9,
                     "peak_conv_gflops_per_s": peak / 1e9,
-                    "fraction_of_peak": factor * flops * batch / stats["median_s"] / peak,
+                    "fraction_of_peak": work / row["median_s"] / peak,
+                    "cpu_fraction_of_peak": work / row["cpu_median_s"] / cpu_peak,
                 })
                 print(_format_row(rows[-1]), flush=True)
     return rows
@@ -100,15 +105,17 @@ def bench_one(name: str, size: int, batches, modes, wanted, steps: int, warmup: 
 def _format_row(row: dict) -> str:
     return (f"{row['model']:34s} {row['size']:4d} b{row['batch']:<2d} {row['mode']:5s} {row['variant']:9s} "
             f"{row['images_per_s']:8.2f} img/s  ({row['fraction_of_peak']:.0%} of {row['peak_conv_gflops_per_s']:.0f} "
-            f"GFLOP/s conv peak)")
+            f"GFLOP/s conv peak; {row['cpu_fraction_of_peak']:.0%} in CPU time)")
 
 
 COLUMNS = [
     ("model", "model", ""), ("size", "size", "d"), ("batch", "batch", "d"), ("mode", "mode", ""),
-    ("variant", "variant", ""), ("median s", "median_s", ".3f"), ("images/s", "images_per_s", ".2f"),
-    ("vs built", "speedup_vs_built", ".2f"), ("GFLOPs/image", "gflops_per_image", ".1f"),
+    ("variant", "variant", ""), ("median s", "median_s", ".3f"), ("CPU s", "cpu_median_s", ".3f"),
+    ("images/s", "images_per_s", ".2f"), ("vs built", "speedup_vs_built", ".2f"),
+    ("vs built (CPU)", "cpu_speedup_vs_built", ".2f"), ("GFLOPs/image", "gflops_per_image", ".1f"),
     ("executed GFLOPs", "executed_gflops_per_image", ".1f"), ("GFLOP/s", "effective_gflops_per_s", ".1f"),
     ("conv peak GFLOP/s", "peak_conv_gflops_per_s", ".1f"), ("% peak", "fraction_of_peak", ".0%"),
+    ("% peak (CPU)", "cpu_fraction_of_peak", ".0%"),
 ]
 
 

@@ -116,7 +116,8 @@ def run_inference(args) -> dict:
         "resnet50_folded": fold_batch_norms(encoder),
     }
     images, _ = common.random_batch(args.batch, args.size)
-    functions = {name: common.inference_function(model, images, args.jit, args.freeze) for name, model in models.items()}
+    functions = {name: common.inference_function(model, images, args.jit, args.freeze)
+                 for name, model in models.items()}
     nominal = {name: count_flops(model) for name, model in models.items()}
     nominal["unet_optimized"], nominal["unet_folded"] = nominal["unet"], nominal["unet"]
     nominal["sm_unet_optimized"], nominal["resnet50_folded"] = nominal["sm_unet"], nominal["resnet50"]

@@ -242,7 +242,8 @@ def inference_function(model, images, jit_compile: bool = False, freeze: bool = 
     return lambda: function(images)
 
 
-def training_function(model, images, masks, jit_compile: bool = False, learning_rate: float = 1e-4) -> Callable[[], Any]:
+def training_function(model, images, masks, jit_compile: bool = False,
+                      learning_rate: float = 1e-4) -> Callable[[], Any]:
     """One ``train_on_batch`` step with the Dice loss and Adam: what ``skyseg train`` runs."""
     import keras
 

@@ -27,8 +27,14 @@ Keras models that save and load as ``.keras``:
 Keras layers besides skyseg_tf's own). :func:`split_upsampling_convs` keeps the 3x3 kernel as the
 trained variable (:class:`NearestUpsampleConv2D` derives the 4x4 kernel in every call), so the
 rewritten model has the same parameters, outputs and gradients and trains exactly as the
-original, faster. ``benchmarks/bench_vs_segmentation_models.py`` measures each rewrite;
-``docs/benchmarks.md`` has the figures.
+original.
+
+Measured on a 2-core CPU (``docs/benchmarks.md``; ``benchmarks/bench_models.py`` and
+``benchmarks/bench_vs_segmentation_models.py`` reproduce it): ``optimize_for_inference`` makes
+the U-Nets 1.2-1.4x faster at 256x256 and 512x512, and ``split_upsampling_convs`` makes the
+U-Net-ResNet50 training step about 1.1x faster. The DeepLabs, with no nearest upsampling and
+dominated by dilated convolutions, gain nothing measurable from folding. At tiny sizes (64x64)
+the transposed convolutions' overhead outweighs their savings.
 
 Example:
     >>> import numpy as np
@@ -66,19 +72,23 @@ _SUBPIXEL_TAPS = ((0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 
 # --------------------------------------------------------------------------------------------
 
 
-def _visit_histories(item: Any, visit: Callable[[list], None]) -> None:
-    """Calls ``visit(keras_history)`` for every Keras tensor reference inside a config item."""
+def _tensors(item: Any) -> list[dict]:
+    """The Keras-tensor dicts (``{"class_name": "__keras_tensor__", ...}``) inside a config item."""
     if isinstance(item, dict):
         if item.get("class_name") == "__keras_tensor__":
-            history = item.get("config", {}).get("keras_history")
-            if history:
-                visit(history)
-            return
-        for value in item.values():
-            _visit_histories(value, visit)
-    elif isinstance(item, (list, tuple)):
-        for value in item:
-            _visit_histories(value, visit)
+            return [item]
+        return [tensor for value in item.values() for tensor in _tensors(value)]
+    if isinstance(item, (list, tuple)):
+        return [tensor for value in item for tensor in _tensors(value)]
+    return []
+
+
+def _visit_histories(item: Any, visit: Callable[[list], None]) -> None:
+    """Calls ``visit(keras_history)`` for every Keras tensor reference inside a config item."""
+    for tensor in _tensors(item):
+        history = tensor.get("config", {}).get("keras_history")
+        if history:
+            visit(history)
 
 
 def _output_references(output_layers: Any) -> list[list]:
@@ -98,21 +108,7 @@ def _is_functional(config: Any) -> bool:
 
 def _inbound_tensors(entry: dict) -> list[dict]:
     """The Keras-tensor dicts a layer entry is called on (its single call's arguments)."""
-    tensors: list[dict] = []
-
-    def collect(item):
-        if isinstance(item, dict):
-            if item.get("class_name") == "__keras_tensor__":
-                tensors.append(item)
-                return
-            for value in item.values():
-                collect(value)
-        elif isinstance(item, (list, tuple)):
-            for value in item:
-                collect(value)
-
-    collect(entry.get("inbound_nodes", []))
-    return tensors
+    return _tensors(entry.get("inbound_nodes", []))
 
 
 def _reader_counts(config: dict) -> dict[str, int]:
@@ -264,7 +260,7 @@ def batch_norm_affine(layer: keras.layers.BatchNormalization) -> tuple[np.ndarra
     Example:
         >>> bn = keras.layers.BatchNormalization(epsilon=0.0)
         >>> bn.build((None, 2))
-        >>> bn.moving_variance.assign([4.0, 1.0])
+        >>> _ = bn.moving_variance.assign([4.0, 1.0])
         >>> [float(v) for v in batch_norm_affine(bn)[0]]
         [0.5, 1.0]
     """
@@ -369,7 +365,7 @@ class NearestUpsampleConv2D(keras.layers.Layer):
 
     Example:
         >>> layer = NearestUpsampleConv2D(4)
-        >>> layer(np.zeros((1, 8, 8, 3), "float32")).shape
+        >>> tuple(layer(np.zeros((1, 8, 8, 3), "float32")).shape)
         (1, 16, 16, 4)
         >>> tuple(layer.kernel.shape)
         (3, 3, 3, 4)

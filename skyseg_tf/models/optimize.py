@@ -26,7 +26,7 @@ Keras models that save and load as ``.keras``:
 ``keras.layers.Conv2DTranspose`` with a precomputed kernel, so the result has only standard
 Keras layers besides skyseg_tf's own). :func:`split_upsampling_convs` keeps the 3x3 kernel as the
 trained variable (:class:`NearestUpsampleConv2D` derives the 4x4 kernel in every call), so the
-rewritten model has the same parameters, outputs and gradients and trains exactly as the
+rewritten model has the same parameters, outputs and gradients (to rounding) and trains as the
 original.
 
 Measured on a 2-core CPU (``docs/benchmarks.md``; ``benchmarks/bench_models.py`` and

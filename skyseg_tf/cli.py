@@ -92,6 +92,8 @@ def models_command(params):
 @click.option("--early-stopping-patience", type=int)
 @click.option("--mixed-precision/--no-mixed-precision", default=None)
 @click.option("--xla/--no-xla", "jit_compile", default=None, help="Compile the train step with XLA.")
+@click.option("--fast-training/--no-fast-training", default=None,
+              help="Train with fused BatchNorms and sub-pixel upsampling convs (same maths, faster; default on).")
 @click.option("--strategy", type=click.Choice(["auto", "one_device", "mirrored", "multi_worker_mirrored"]))
 @click.option("--augment", type=click.Choice(["tf", "albumentations", "none"]))
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Output folder (resumes if it holds a backup).")

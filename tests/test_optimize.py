@@ -7,10 +7,13 @@ import pytest
 from conftest import run_config_round_trip, run_save_load_round_trip
 from skyseg_tf.models import build_model, from_segmentation_models
 from skyseg_tf.models.optimize import (
+    FusedBatchNormalization,
     NearestUpsampleConv2D,
     count_batch_norms,
     fold_batch_norms,
+    fuse_batch_norms,
     optimize_for_inference,
+    optimize_for_training,
     split_upsampling_convs,
     subpixel_kernel,
 )
@@ -180,3 +183,91 @@ def test_non_functional_models_are_rejected_with_a_clear_error():
         fold_batch_norms(sequential)
     with pytest.raises(TypeError, match="received str"):
         optimize_for_inference("unet_resnet50")
+
+
+def _twin_batch_norms(epsilon=1e-3, momentum=0.9, **kwargs):
+    """A Keras BatchNormalization and a FusedBatchNormalization with the same random state."""
+    rng = np.random.default_rng(1)
+    twins = (keras.layers.BatchNormalization(epsilon=epsilon, momentum=momentum, **kwargs),
+             FusedBatchNormalization(epsilon=epsilon, momentum=momentum, **kwargs))
+    for layer in twins:
+        layer.build((None, 6, 5, 4))
+    values = [rng.uniform(0.5, 1.5, 4), rng.normal(0, 0.5, 4), rng.normal(0, 0.5, 4), rng.uniform(0.5, 2.0, 4)]
+    for layer in twins:
+        layer.set_weights([v.astype("float32") for v in values][:len(layer.get_weights())])
+    return twins
+
+
+@pytest.mark.parametrize("epsilon", [1e-3, 1.001e-5])
+def test_fused_batch_norm_matches_keras_in_training_and_inference(epsilon):
+    import tensorflow as tf
+
+    keras_bn, fused_bn = _twin_batch_norms(epsilon)
+    x = tf.constant(np.random.default_rng(2).normal(2.0, 3.0, (3, 6, 5, 4)).astype("float32"))
+    for training in (True, False):
+        results = []
+        for layer in (keras_bn, fused_bn):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=training)
+                loss = tf.reduce_sum(y * tf.range(1.0, 1.0 + y.shape[-1]) ** 2 * tf.cos(x))
+            grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+            results.append([np.asarray(y)] + [np.asarray(g) for g in grads])
+        for expected, actual in zip(*results):
+            np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+    # The moving statistics moved (two training calls above counted once each) and agree: Keras
+    # tracks the biased batch variance; the fused kernel returns the unbiased one, corrected.
+    np.testing.assert_allclose(np.asarray(fused_bn.moving_mean), np.asarray(keras_bn.moving_mean), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(fused_bn.moving_variance), np.asarray(keras_bn.moving_variance), rtol=1e-5)
+
+
+def test_fused_batch_norm_falls_back_where_the_kernel_does_not_apply():
+    keras_bn, fused_bn = _twin_batch_norms(epsilon=1e-6)  # below TensorFlow's fused minimum
+    x = np.random.default_rng(3).normal(0.0, 1e-3, (2, 6, 5, 4)).astype("float32")
+    assert not fused_bn._fusable(keras.ops.convert_to_tensor(x), None)
+    np.testing.assert_allclose(np.asarray(fused_bn(x, training=True)), np.asarray(keras_bn(x, training=True)),
+                               rtol=1e-5, atol=1e-5)
+    flat = FusedBatchNormalization()
+    assert flat(np.ones((4, 3), "float32"), training=True).shape == (4, 3)  # 2-D input: Keras's code
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_fused_batch_norm_under_mixed_precision_keeps_float32_variables(dtype):
+    layer = FusedBatchNormalization(dtype=f"mixed_{dtype}")
+    x = keras.ops.cast(np.random.default_rng(4).normal(1.0, 2.0, (2, 4, 4, 3)), dtype)
+    y = layer(x, training=True)
+    assert keras.backend.standardize_dtype(y.dtype) == dtype
+    assert layer.moving_mean.dtype == "float32"
+    assert np.all(np.asarray(layer.moving_mean) != 0.0)
+    np.testing.assert_allclose(np.mean(np.asarray(keras.ops.cast(y, "float32")), axis=(0, 1, 2)), 0.0, atol=0.05)
+
+
+def test_optimize_for_training_keeps_outputs_and_saves(tmp_path):
+    model, expected = _logits_model("unet_mobilenet_v3_large")
+    fast = optimize_for_training(model)
+    assert fast.count_params() == model.count_params()
+    assert count_batch_norms(fast) == count_batch_norms(model)
+    assert all(isinstance(layer, FusedBatchNormalization) for layer in _all_layers(fast)
+               if isinstance(layer, keras.layers.BatchNormalization))
+    assert isinstance(fast.get_layer("decoder_stage1a_conv_upsampled"), NearestUpsampleConv2D)
+    _assert_same_outputs(expected, fast(_images(), training=False))
+    # Training mode: batch statistics, same outputs (this batch is far from the moving ones).
+    _assert_same_outputs(np.asarray(model(_images(), training=True)), fast(_images(), training=True))
+    restored = run_save_load_round_trip(fast, _images(), tmp_path)
+    assert isinstance(restored.get_layer("decoder_stage0a_bn"), FusedBatchNormalization)
+    unsplit = optimize_for_training(model, split_upsampling=False)
+    assert not any(isinstance(layer, NearestUpsampleConv2D) for layer in unsplit.layers)
+    assert isinstance(unsplit.get_layer("decoder_stage0a_bn"), FusedBatchNormalization)
+
+
+def test_a_model_trained_fast_still_optimizes_for_inference_completely():
+    # What `skyseg train` saves (split convs, fused BatchNorms after their sums) folds as fully
+    # as the model as built: every BatchNorm goes, the sub-pixel convs get precomputed kernels.
+    model, expected = _logits_model("unet_resnet50")
+    trained = fuse_batch_norms(split_upsampling_convs(model))
+    fast = optimize_for_inference(trained)
+    assert count_batch_norms(fast) == 0
+    assert type(fast.get_layer("decoder_stage0a_conv_upsampled")).__name__ == "Conv2DTranspose"
+    assert type(fast.get_layer("decoder_stage4a_conv")).__name__ == "Conv2DTranspose"
+    assert not any(isinstance(layer, NearestUpsampleConv2D) for layer in fast.layers)
+    _assert_same_outputs(expected, fast(_images(), training=False))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, run_python
+from skyseg_tf.inference import load_model
 from skyseg_tf.training import ConfigError, TrainConfig, TrainingError, train
 from skyseg_tf.training.train import BEST_MODEL, read_history
 
@@ -44,6 +45,31 @@ def test_one_epoch_on_one_device_writes_the_run_directory(tmp_path):
     with open(os.path.join(result.run_dir, "config.json")) as handle:
         assert json.load(handle)["model"] == "unet_mobilenet_v3_large"
     assert result.epochs_completed == 1
+    # fast_training (the default): fused BatchNorms; a batch of 4 keeps the upsampling convs.
+    layers = _all_layer_types(load_model(result.best_model_path))
+    assert "FusedBatchNormalization" in layers and "BatchNormalization" not in layers
+    assert "NearestUpsampleConv2D" not in layers and "UpSampling2D" in layers
+
+
+def _all_layer_types(model):
+    import keras
+
+    types = set()
+    for layer in model.layers:
+        types.add(type(layer).__name__)
+        if isinstance(layer, keras.Model):
+            types |= _all_layer_types(layer)
+    return types
+
+
+def test_fast_training_splits_upsampling_convs_from_a_batch_of_8_and_can_be_turned_off(tmp_path):
+    eight = {**TINY, "data_kwargs": {"num_examples": 30, "render_size": [64, 64]}, "global_batch_size": 8,
+             "steps_per_epoch": 2, "validation_steps": 1}
+    fast = train({**eight, "run_dir": str(tmp_path / "fast")})
+    assert "NearestUpsampleConv2D" in _all_layer_types(load_model(fast.best_model_path))
+    plain = train({**eight, "fast_training": False, "run_dir": str(tmp_path / "plain")})
+    layers = _all_layer_types(load_model(plain.best_model_path))
+    assert "FusedBatchNormalization" not in layers and "NearestUpsampleConv2D" not in layers
 
 
 def test_freezing_the_encoder_trains_the_decoder_only_first(tmp_path):
@@ -191,6 +217,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_backup(tmp_
         ({"data": "folder"}, r"data='folder' needs data_kwargs with 'images' and 'masks'"),
         ({"freeze_encoder_epochs": 1}, r"freeze_encoder_epochs=1: must be smaller than epochs \(1\)"),
         ({"epoch": 3}, r"Unknown config key\(s\) epoch; valid keys are model, "),
+        ({"fast_training": "yes"}, r"fast_training='yes': must be true or false"),
     ],
 )
 def test_invalid_config_fails_before_any_work(tmp_path, changes, message):

@@ -31,6 +31,7 @@ from skyseg_tf.data import make_dataset
 from skyseg_tf.losses import get_loss
 from skyseg_tf.metrics import default_metrics
 from skyseg_tf.models import build_model
+from skyseg_tf.models.optimize import optimize_for_training
 from skyseg_tf.training.config import TrainConfig
 from skyseg_tf.training.curves import plot_training_curves
 from skyseg_tf.training.strategy import get_distribution_strategy, is_chief
@@ -40,6 +41,9 @@ BEST_MODEL = "best.keras"
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 CURVES_PNG = "training_curves.png"
+SPLIT_MIN_REPLICA_BATCH = 8
+"""Per-replica batch from which ``fast_training`` splits the upsampling convs: their sub-pixel
+gradients pay off on batches of 8 and more and cost time on batches of 1 (docs/benchmarks.md)."""
 
 
 class TrainingError(RuntimeError):
@@ -283,8 +287,11 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
         train_data, validation_data = _datasets(config, strategy)
         with strategy.scope():
             model = build_model(config.model, encoder_weights=config.encoder_weights, **config.model_kwargs)
-        if config.bn_momentum is not None:
-            set_batch_norm_momentum(model, config.bn_momentum)
+            if config.bn_momentum is not None:
+                set_batch_norm_momentum(model, config.bn_momentum)
+            if config.fast_training:
+                replica_batch = config.global_batch_size // strategy.num_replicas_in_sync
+                model = optimize_for_training(model, split_upsampling=replica_batch >= SPLIT_MIN_REPLICA_BATCH)
         _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_data, list(callbacks))
     finally:
         keras.config.set_dtype_policy(previous_policy)

@@ -194,6 +194,7 @@ def export_saved_model(
     image_size: int | Sequence[int] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     overwrite: bool = False,
+    optimize: bool = True,
 ) -> pathlib.Path:
     """Writes a SavedModel for TF Serving to ``out_dir/<version>/``.
 
@@ -209,6 +210,9 @@ def export_saved_model(
             ``skyseg_tf.inference.DEFAULT_INPUT_SIZE``.
         threshold: Probability at or above which ``sky_mask`` is 1.
         overwrite: Replace an existing ``out_dir/<version>`` (otherwise an error).
+        optimize: Export :func:`skyseg_tf.models.optimize.optimize_for_inference`'s rewrite
+            of the model (BatchNorms folded into the convs, sub-pixel upsampling convs): the same
+            outputs to float rounding, 1.2-1.4x faster for the U-Nets on a CPU.
 
     Returns:
         The version folder, ``out_dir/<version>``.
@@ -242,6 +246,13 @@ def export_saved_model(
                 "or pass overwrite=True to replace it."
             )
         shutil.rmtree(target)
+    if optimize:
+        from skyseg_tf.models.optimize import optimize_if_possible
+
+        model, optimize = optimize_if_possible(model)
+        if not optimize:
+            warnings.warn(f"export_saved_model: {type(model).__name__} is not a functional Keras model; "
+                          "exported as it is, without optimize_for_inference.", stacklevel=2)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -262,6 +273,7 @@ def export_saved_model(
         "image_size": list(size),
         "stride": stride,
         "threshold": float(threshold),
+        "optimized_for_inference": bool(optimize),
         "signatures": {SERVING_DEFAULT: [IMAGES_INPUT, [PROBABILITY_OUTPUT]],
                        SERVING_BYTES: [BYTES_INPUT, [PROBABILITY_OUTPUT, MASK_OUTPUT, SIZE_OUTPUT]]},
         "skyseg_tf_version": _version(),

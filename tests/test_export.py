@@ -55,6 +55,11 @@ def test_layout_and_info_file(exported):
     assert (version_dir / "saved_model.pb").exists() and (version_dir / "variables").is_dir()
     info = export.read_export_info(version_dir)
     assert info["image_size"] == list(EXPORT_SIZE) and info["stride"] == 32
+    # The default export is optimize_for_inference's rewrite (the other tests compare its
+    # outputs with the model as built); optimize=False exports the model as it is.
+    assert info["optimized_for_inference"] is True
+    plain = export.export_saved_model(model, base, version=7, image_size=EXPORT_SIZE, optimize=False)
+    assert export.read_export_info(plain)["optimized_for_inference"] is False
     with pytest.raises(FileExistsError, match="version=2"):
         export.export_saved_model(model, base, version=1)
     with pytest.raises(ValueError, match="version"):

@@ -1,6 +1,6 @@
-"""Exact rewrites of built models that make them faster: BatchNorm folding, sub-pixel upsampling.
+"""Exact rewrites of built models that make them faster: BatchNorm folding and fusing, sub-pixel upsampling.
 
-Two rewrites, both exact (the outputs match to float rounding) and both working on the
+Three rewrites, all exact (the outputs match to float rounding) and all working on the
 functional config, so they reach into nested functional models (the ``encoder`` of every
 skyseg_tf model is one, built from ``keras.applications``), keep layer names, and give ordinary
 Keras models that save and load as ``.keras``:
@@ -21,8 +21,12 @@ Keras models that save and load as ``.keras``:
   that conv along its input channels into the upsampled part (the transposed conv) plus a 3x3
   conv of the skip, summed, which also drops the concatenation. In the U-Net-ResNet50 this is
   about 10 of its 83 GFLOPs at 512x512, in its most expensive layers.
+* **Fused BatchNorm** (:func:`fuse_batch_norms`, training and inference): every
+  ``BatchNormalization`` becomes a :class:`FusedBatchNormalization`, which runs TensorFlow's
+  fused kernel (one call forward, one backward) where Keras 3 runs several element-wise ops.
 
-:func:`optimize_for_inference` applies both (the upsampling part as a plain
+:func:`optimize_for_training` applies the last two (what ``skyseg train`` trains by default);
+:func:`optimize_for_inference` applies the first two (the upsampling part as a plain
 ``keras.layers.Conv2DTranspose`` with a precomputed kernel, so the result has only standard
 Keras layers besides skyseg_tf's own). :func:`split_upsampling_convs` keeps the 3x3 kernel as the
 trained variable (:class:`NearestUpsampleConv2D` derives the 4x4 kernel in every call), so the
@@ -31,8 +35,8 @@ original.
 
 Measured on a 2-core CPU (``docs/benchmarks.md``; ``benchmarks/bench_models.py`` and
 ``benchmarks/bench_vs_segmentation_models.py`` reproduce it): ``optimize_for_inference`` makes
-the U-Nets 1.2-1.4x faster at 256x256 and 512x512, and ``split_upsampling_convs`` makes the
-U-Net-ResNet50 training step about 1.1x faster. The DeepLabs, with no nearest upsampling and
+the U-Nets 1.2-1.4x faster at 256x256 and 512x512, and ``optimize_for_training`` makes the
+U-Net-ResNet50 training step about 1.2x faster (batch 8, 256x256). The DeepLabs, with no nearest upsampling and
 dominated by dilated convolutions, gain nothing measurable from folding. At tiny sizes (64x64)
 the transposed convolutions' overhead outweighs their savings.
 
@@ -658,6 +662,21 @@ def optimize_for_inference(model: keras.Model) -> keras.Model:
         'Conv2DTranspose'
     """
     return _split(fold_batch_norms(model), transposed=True)
+
+
+def optimize_if_possible(model):
+    """``(optimize_for_inference(model), True)`` for functional Keras models, else ``(model, False)``.
+
+    For callers that take any model (a subclassed ``keras.Model``, a SavedModel's
+    ``TFSMLayer``, a plain callable) and optimise where the rewrite applies.
+
+    Example:
+        >>> optimize_if_possible(len)
+        (<built-in function len>, False)
+    """
+    if isinstance(model, keras.Model) and _is_functional(model.get_config()):
+        return optimize_for_inference(model), True
+    return model, False
 
 
 # --------------------------------------------------------------------------------------------

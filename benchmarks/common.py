@@ -189,12 +189,12 @@ def executed_flops(model) -> int:
 
     :func:`skyseg_tf.models.summary.count_flops` counts ``Conv2D``, ``DepthwiseConv2D`` and
     ``Dense``; the sub-pixel rewrites of :mod:`skyseg_tf.models.optimize` put
-    ``Conv2DTranspose`` / ``NearestUpsampleConv2D`` layers in their place, which cost
+    ``Conv2DTranspose`` / ``NearestUpsampleConv2D`` / ``SubPixelConv2D`` layers in their place, which cost
     ``2 * H_in * W_in * kh * kw * C_in * C_out`` (4x4 taps per input pixel).
     """
     import keras
 
-    from skyseg_tf.models.optimize import NearestUpsampleConv2D
+    from skyseg_tf.models.optimize import NearestUpsampleConv2D, SubPixelConv2D
     from skyseg_tf.models.summary import count_flops
 
     def transposed(model_or_layer) -> int:
@@ -202,9 +202,9 @@ def executed_flops(model) -> int:
         for layer in model_or_layer.layers:
             if isinstance(layer, keras.Model):
                 total += transposed(layer)
-            elif isinstance(layer, (keras.layers.Conv2DTranspose, NearestUpsampleConv2D)):
+            elif isinstance(layer, (keras.layers.Conv2DTranspose, NearestUpsampleConv2D, SubPixelConv2D)):
                 _, height, width, channels = layer.input.shape
-                taps = 16 if isinstance(layer, NearestUpsampleConv2D) else int(np.prod(layer.kernel.shape[:2]))
+                taps = 16 if not isinstance(layer, keras.layers.Conv2DTranspose) else int(np.prod(layer.kernel.shape[:2]))
                 total += 2 * int(height) * int(width) * taps * int(channels) * layer.filters
         return total
 

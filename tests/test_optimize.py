@@ -9,6 +9,7 @@ from skyseg_tf.models import build_model, from_segmentation_models
 from skyseg_tf.models.optimize import (
     FusedBatchNormalization,
     NearestUpsampleConv2D,
+    SubPixelConv2D,
     count_batch_norms,
     fold_batch_norms,
     fuse_batch_norms,
@@ -98,7 +99,10 @@ def test_optimize_for_inference_matches_and_has_only_standard_layers(tmp_path):
     _assert_same_outputs(expected, fast(_images(), training=False))
     assert count_batch_norms(fast) == 0
     names = {layer.name: type(layer).__name__ for layer in fast.layers}
-    assert names["decoder_stage0a_conv_upsampled"] == "Conv2DTranspose"
+    # 2048 -> 256 channels: a 32 MiB kernel, run in two input-channel chunks.
+    assert names["decoder_stage0a_conv_upsampled"] == "SubPixelConv2D"
+    assert fast.get_layer("decoder_stage0a_conv_upsampled").input_chunks == 2
+    assert names["decoder_stage1a_conv_upsampled"] == "Conv2DTranspose"
     assert names["decoder_stage4a_conv"] == "Conv2DTranspose"  # no skip: one layer, same name
     assert not any(name.startswith("decoder_stage0_") for name in names)  # upsampling, concat gone
     run_save_load_round_trip(fast, _images(), tmp_path)
@@ -155,6 +159,26 @@ def test_nearest_upsample_conv_equals_upsampling_then_conv_and_round_trips():
     wrapped = keras.Model(inputs, NearestUpsampleConv2D(4, name="up")(inputs))
     run_config_round_trip(wrapped, x)
     assert NearestUpsampleConv2D.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_chunked_subpixel_conv_equals_one_transposed_conv_and_round_trips(chunks):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 5, 7, 8)).astype("float32")
+    kernel = rng.normal(size=(4, 4, 6, 8)).astype("float32")
+    bias = rng.normal(size=(6,)).astype("float32")
+    reference = keras.layers.Conv2DTranspose(6, 4, strides=2, padding="same")
+    reference.build(x.shape)
+    reference.set_weights([kernel, bias])
+    layer = SubPixelConv2D(6, input_chunks=chunks)
+    layer.build(x.shape)
+    layer.set_weights(layer.split_kernel(kernel) + [bias])
+    assert [int(k.shape[-1]) for k in layer.kernels] == ([8] if chunks == 1 else [3, 2, 3])
+    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(reference(x)), atol=1e-4)
+    inputs = keras.Input((None, None, 8))
+    run_config_round_trip(keras.Model(inputs, SubPixelConv2D(6, input_chunks=chunks, name="up")(inputs)), x)
+    with pytest.raises(ValueError, match="input_chunks"):
+        SubPixelConv2D(6, input_chunks=0)
 
 
 def test_subpixel_kernel_numpy_and_tensor_agree():
@@ -267,7 +291,7 @@ def test_a_model_trained_fast_still_optimizes_for_inference_completely():
     trained = fuse_batch_norms(split_upsampling_convs(model))
     fast = optimize_for_inference(trained)
     assert count_batch_norms(fast) == 0
-    assert type(fast.get_layer("decoder_stage0a_conv_upsampled")).__name__ == "Conv2DTranspose"
+    assert type(fast.get_layer("decoder_stage0a_conv_upsampled")).__name__ == "SubPixelConv2D"
     assert type(fast.get_layer("decoder_stage4a_conv")).__name__ == "Conv2DTranspose"
     assert not any(isinstance(layer, NearestUpsampleConv2D) for layer in fast.layers)
     _assert_same_outputs(expected, fast(_images(), training=False))

@@ -27,8 +27,9 @@ Keras models that save and load as ``.keras``:
 
 :func:`optimize_for_training` applies the last two (what ``skyseg train`` trains by default);
 :func:`optimize_for_inference` applies the first two (the upsampling part as a plain
-``keras.layers.Conv2DTranspose`` with a precomputed kernel, so the result has only standard
-Keras layers besides skyseg_tf's own). :func:`split_upsampling_convs` keeps the 3x3 kernel as the
+``keras.layers.Conv2DTranspose`` with a precomputed kernel, or a :class:`SubPixelConv2D` that
+runs a kernel too large for the CPU cache in chunks, so the result has only standard Keras
+layers besides skyseg_tf's own). :func:`split_upsampling_convs` keeps the 3x3 kernel as the
 trained variable (:class:`NearestUpsampleConv2D` derives the 4x4 kernel in every call), so the
 rewritten model has the same parameters, outputs and gradients (to rounding) and trains as the
 original.
@@ -196,6 +197,8 @@ def _copy_weights(source: keras.Model, target: keras.Model, tree: dict) -> None:
             _copy_weights(source.get_layer(layer.name), layer, tree["children"][layer.name])
         elif layer.name in tree["records"]:
             values = _computed_weights(source, tree["records"][layer.name])
+            if isinstance(layer, SubPixelConv2D):
+                values = layer.split_kernel(values[0]) + values[1:]
             for variable, value in zip(layer.weights, values, strict=True):
                 variable.assign(np.asarray(value).astype(variable.dtype))
         elif layer.weights:
@@ -461,6 +464,91 @@ class NearestUpsampleConv2D(keras.layers.Layer):
         }
 
 
+SUBPIXEL_CHUNK_BYTES = 16 * 2**20
+"""Largest float32 4x4 transposed-conv kernel :func:`optimize_for_inference` runs in one piece.
+
+A larger one (``unet_resnet50``'s first decoder block: 2048 -> 256 channels, 32 MiB) runs on
+chunks of its input channels, summed: on the 2-core EPYC with a 32 MB L3 cache of
+``docs/benchmarks.md`` that block takes 28 instead of 37-42 ms at 512x512 (one kernel that does
+not fit the cache against two that do)."""
+
+
+def _input_chunks(channels: int, filters: int) -> int:
+    return max(1, min(channels, -(-16 * channels * filters * 4 // SUBPIXEL_CHUNK_BYTES)))
+
+
+def _chunk_bounds(channels: int, chunks: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, channels, chunks + 1).round().astype(int).tolist()
+    return list(zip(edges[:-1], edges[1:]))
+
+
+@keras.saving.register_keras_serializable(package="skyseg_tf")
+class SubPixelConv2D(keras.layers.Layer):
+    """A stride-2 "same" transposed convolution with a 4x4 kernel, run on chunks of its input channels.
+
+    Computes what ``keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same")`` does,
+    as the sum of ``input_chunks`` transposed convolutions of consecutive input-channel slices,
+    each with its own slice of the kernel (variables ``kernel_0``, ``kernel_1``...). A kernel
+    too large for the CPU's cache runs faster in pieces that fit. :func:`optimize_for_inference`
+    uses it for kernels over :data:`SUBPIXEL_CHUNK_BYTES`.
+
+    Args:
+        filters: Output channels.
+        use_bias: Whether to add a bias.
+        input_chunks: Number of input-channel slices (1: a plain transposed convolution).
+
+    Example:
+        >>> layer = SubPixelConv2D(4, input_chunks=2)
+        >>> tuple(layer(np.zeros((1, 3, 5, 6), "float32")).shape)
+        (1, 6, 10, 4)
+        >>> [tuple(kernel.shape) for kernel in layer.kernels]
+        [(4, 4, 4, 3), (4, 4, 4, 3)]
+    """
+
+    def __init__(self, filters: int, use_bias: bool = True, input_chunks: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        for key, value in (("filters", filters), ("input_chunks", input_chunks)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"SubPixelConv2D({key}=...) must be a positive int; received {value!r}.")
+        self.filters = filters
+        self.use_bias = bool(use_bias)
+        self.input_chunks = input_chunks
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        if self.input_chunks > channels:
+            raise ValueError(f"SubPixelConv2D: input_chunks={self.input_chunks} exceeds the {channels} input channels.")
+        self._bounds = _chunk_bounds(channels, self.input_chunks)
+        self.kernels = [
+            self.add_weight(name=f"kernel_{index}", shape=(4, 4, self.filters, stop - start),
+                            initializer="glorot_uniform")
+            for index, (start, stop) in enumerate(self._bounds)
+        ]
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros") if self.use_bias else None
+
+    def split_kernel(self, kernel) -> list[np.ndarray]:
+        """The per-chunk kernels of a whole ``(4, 4, filters, in_channels)`` kernel."""
+        return [np.asarray(kernel)[..., start:stop] for start, stop in self._bounds]
+
+    def call(self, inputs):
+        outputs = None
+        for (start, stop), kernel in zip(self._bounds, self.kernels):
+            part = inputs if len(self._bounds) == 1 else inputs[..., start:stop]
+            part = ops.conv_transpose(part, ops.cast(kernel, self.compute_dtype), strides=2, padding="same")
+            outputs = part if outputs is None else outputs + part
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.bias, self.compute_dtype)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        height, width = (None if s is None else 2 * s for s in input_shape[1:3])
+        return (input_shape[0], height, width, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "use_bias": self.use_bias,
+                "input_chunks": self.input_chunks}
+
+
 def _is_nearest_upsampling_x2(entry: dict) -> bool:
     config = entry["config"]
     return (
@@ -491,7 +579,11 @@ def _upsampling_layer_entry(name: str, conv_config: dict, use_bias: bool, source
     """Config entry of the layer computing the upsampled part of a conv (see the module doc)."""
     common = {"name": name, "trainable": conv_config.get("trainable", True), "dtype": conv_config["dtype"],
               "filters": conv_config["filters"], "use_bias": use_bias}
-    if transposed:
+    chunks = _input_chunks(int(source["config"]["shape"][-1]), int(conv_config["filters"]))
+    if transposed and chunks > 1:
+        entry = {"module": __name__, "class_name": "SubPixelConv2D", "registered_name": "skyseg_tf>SubPixelConv2D",
+                 "config": {**common, "input_chunks": chunks}}
+    elif transposed:
         entry = {"module": "keras.layers", "class_name": "Conv2DTranspose", "registered_name": None,
                  "config": {**common, "kernel_size": [4, 4], "strides": [2, 2], "padding": "same",
                             "data_format": "channels_last", "dilation_rate": [1, 1], "activation": "linear"}}
@@ -640,7 +732,8 @@ def optimize_for_inference(model: keras.Model) -> keras.Model:
 
     Applies :func:`fold_batch_norms`, then rewrites the patterns of
     :func:`split_upsampling_convs` with a plain ``keras.layers.Conv2DTranspose`` holding the
-    precomputed 4x4 kernel. The result has only standard Keras layers and skyseg_tf's own, so
+    precomputed 4x4 kernel (a :class:`SubPixelConv2D` for a kernel over
+    :data:`SUBPIXEL_CHUNK_BYTES`). The result has only standard Keras layers and skyseg_tf's own, so
     its ``.keras`` file loads after ``import skyseg_tf``; it is for inference and export only.
 
     Args:

@@ -6,7 +6,8 @@ whatever machine runs it (TensorFlow places the work on a GPU when it sees one):
 * inference: ``model(x, training=False)`` in a ``tf.function`` with a fixed input signature,
   for the model as built and after ``skyseg_tf.models.optimize.optimize_for_inference``;
 * training: ``train_on_batch`` with the Dice loss and Adam, for the model as built and after
-  ``split_upsampling_convs`` (only where that rewrite changes the model: the U-Nets);
+  ``optimize_for_training`` as ``skyseg train`` applies it (fused BatchNorms; sub-pixel
+  upsampling convs in the U-Nets from a batch of 8, on CPUs);
 * a 64x64x256->256 3x3 convolution timed in the same interleaved rounds, whose FLOP/s is the
   peak the models are compared with (``common.time_side_by_side``).
 
@@ -42,18 +43,20 @@ TRAINING_FLOPS_FACTOR = 3
 VARIANTS = ("built", "optimized")
 
 
-def _variants(model, mode: str, wanted) -> dict:
-    """The models to time: as built, and the mode's rewrite where it changes the model."""
-    from skyseg_tf.models.optimize import NearestUpsampleConv2D, optimize_for_inference, split_upsampling_convs
+def _variants(model, mode: str, wanted, batch: int) -> dict:
+    """The models to time: as built, and the mode's rewrite as the library applies it."""
+    from skyseg_tf.models.optimize import optimize_for_inference, optimize_for_training
+    from skyseg_tf.training.train import SPLIT_MIN_REPLICA_BATCH
 
     models = {"built": model} if "built" in wanted else {}
     if "optimized" in wanted:
         if mode == "infer":
             models["optimized"] = optimize_for_inference(model)
         else:
-            split = split_upsampling_convs(model)
-            if any(isinstance(layer, NearestUpsampleConv2D) for layer in split.layers):
-                models["optimized"] = split
+            import tensorflow as tf
+
+            split = batch >= SPLIT_MIN_REPLICA_BATCH and not tf.config.list_logical_devices("GPU")
+            models["optimized"] = optimize_for_training(model, split_upsampling=split)
     return models
 
 
@@ -70,7 +73,7 @@ def bench_one(name: str, size: int, batches, modes, wanted, steps: int, warmup: 
             keras.backend.clear_session()
             model = build_model(name, encoder_weights=None, input_shape=(size, size, 3))
             flops = count_flops(model)
-            models = _variants(model, mode, wanted)
+            models = _variants(model, mode, wanted, batch)
             images, masks = common.random_batch(batch, size)
             if mode == "infer":
                 functions = {v: common.inference_function(m, images, jit) for v, m in models.items()}

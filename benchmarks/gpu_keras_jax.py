@@ -7,6 +7,9 @@ they run unchanged on Keras's JAX backend. This script measures, on the GPU it f
 - training images/s (``train_on_batch`` with the Dice loss, Adam) at batch 8,
 - in float32 and under the ``mixed_bfloat16`` policy,
 - the bare ``keras.applications.ResNet50`` encoder, for the decoder-cost ratio,
+- with ``--variants built optimized``, each model also after ``optimize_for_inference`` (inference
+  rows) and ``optimize_for_training`` (training rows; under JAX its fused BatchNorm runs Keras's
+  own code, so only the sub-pixel split differs),
 - a large bf16 / fp32 matmul, for the fraction of the measured peak.
 
 It does not import ``skyseg_tf``'s package root (which needs TensorFlow for the data and
@@ -37,9 +40,10 @@ def _load_skyseg_models():
     package.__path__ = [os.path.join(ROOT, "skyseg_tf")]
     sys.modules.setdefault("skyseg_tf", package)
     from skyseg_tf import losses, models
+    from skyseg_tf.models import optimize
     from skyseg_tf.models.summary import count_flops
 
-    return models, losses, count_flops
+    return models, losses, count_flops, optimize
 
 
 def _time(fn, steps, warmup):
@@ -73,6 +77,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--train-models", nargs="+", default=["unet_resnet50", "deeplabv3_resnet50"])
     parser.add_argument("--matmul-size", type=int, default=8192)
+    parser.add_argument("--variants", nargs="+", choices=("built", "optimized"), default=["built"],
+                        help="optimized: also time optimize_for_inference / optimize_for_training")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -80,7 +86,7 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    models, losses, count_flops = _load_skyseg_models()
+    models, losses, count_flops, optimize = _load_skyseg_models()
     device = str(jax.devices()[0])
     print(f"device: {device}, keras {keras.__version__} ({keras.backend.backend()}), jax {jax.__version__}", flush=True)
     peak = {"bf16": _matmul_peak("bfloat16", args.matmul_size), "fp32": _matmul_peak("float32", args.matmul_size)}
@@ -103,23 +109,29 @@ def main(argv=None):
                images_per_s=1 / seconds, ms_per_batch=seconds * 1e3)
         for name in args.models:
             keras.utils.clear_session()
-            model = models.build_model(name, encoder_weights=None, input_shape=(size, size, 3))
-            flops = count_flops(model)
-            for batch in (1, 8):
-                x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
-                seconds = _time(lambda: model.predict_on_batch(x), args.steps, args.warmup)
-                record(model=name, policy=policy, mode="infer", batch=batch, images_per_s=batch / seconds,
-                       ms_per_batch=seconds * 1e3, gflops_per_image=flops / 1e9,
-                       fraction_of_matmul_peak=flops * batch / seconds / peak[peak_key])
+            built = models.build_model(name, encoder_weights=None, input_shape=(size, size, 3))
+            flops = count_flops(built)
+            variants = {"built": lambda: built, "optimized": lambda: optimize.optimize_for_inference(built)}
+            for variant in args.variants:
+                model = variants[variant]()
+                for batch in (1, 8):
+                    x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
+                    seconds = _time(lambda: model.predict_on_batch(x), args.steps, args.warmup)
+                    record(model=name, variant=variant, policy=policy, mode="infer", batch=batch,
+                           images_per_s=batch / seconds, ms_per_batch=seconds * 1e3, gflops_per_image=flops / 1e9,
+                           fraction_of_matmul_peak=flops * batch / seconds / peak[peak_key])
             if name in args.train_models:
                 batch = 8
-                model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=losses.DiceLoss(), jit_compile=True)
                 x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
                 y = (rng.uniform(size=(batch, size, size, 1)) > 0.5).astype("float32")
-                seconds = _time(lambda: model.train_on_batch(x, y), args.steps, args.warmup)
-                record(model=name, policy=policy, mode="train", batch=batch, images_per_s=batch / seconds,
-                       ms_per_batch=seconds * 1e3, gflops_per_image=3 * flops / 1e9,
-                       fraction_of_matmul_peak=3 * flops * batch / seconds / peak[peak_key])
+                variants = {"built": lambda: built, "optimized": lambda: optimize.optimize_for_training(built)}
+                for variant in args.variants:
+                    model = variants[variant]()
+                    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=losses.DiceLoss(), jit_compile=True)
+                    seconds = _time(lambda: model.train_on_batch(x, y), args.steps, args.warmup)
+                    record(model=name, variant=variant, policy=policy, mode="train", batch=batch,
+                           images_per_s=batch / seconds, ms_per_batch=seconds * 1e3, gflops_per_image=3 * flops / 1e9,
+                           fraction_of_matmul_peak=3 * flops * batch / seconds / peak[peak_key])
     keras.config.set_dtype_policy("float32")
     result = {"device": device, "size": size, "keras": keras.__version__, "backend": "jax",
               "matmul_peak_flops": peak, "rows": rows}

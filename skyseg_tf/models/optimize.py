@@ -886,9 +886,9 @@ def optimize_for_training(model: keras.Model, split_upsampling: bool = True) -> 
     Applies :func:`split_upsampling_convs` (when ``split_upsampling``) and
     :func:`fuse_batch_norms`. Both keep the parameters, outputs and gradients of ``model`` (to
     float rounding), so the result trains as the original does, faster. ``skyseg train`` applies
-    it unless the config says ``fast_training: false``; it splits the upsampling convs only for
-    batches of 8 or more per replica, where the sub-pixel convolutions' gradients pay off
-    (``docs/benchmarks.md``).
+    it unless the config says ``fast_training: false``; it splits the upsampling convs only on
+    CPUs and for batches of 8 or more per replica, where the sub-pixel convolutions' gradients
+    pay off (on an H100 under Keras/JAX the split made training slower; ``docs/benchmarks.md``).
 
     Args:
         model: A functional ``keras.Model``; it is not modified.

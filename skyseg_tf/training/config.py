@@ -56,7 +56,7 @@ class TrainConfig:
         jit_compile: Compile the train step with XLA.
         fast_training: Train the model rewritten by
             :func:`skyseg_tf.models.optimize.optimize_for_training`: fused BatchNorms, and
-            sub-pixel upsampling convs when each replica's batch is 8 or more. Same parameters,
+            sub-pixel upsampling convs on CPUs when each replica's batch is 8 or more. Same parameters,
             outputs and gradients (to float rounding), about 1.2x faster on a CPU; the saved
             models contain skyseg_tf's layers (``import skyseg_tf`` before loading them).
         strategy: ``"auto"``, ``"one_device"``, ``"mirrored"`` or ``"multi_worker_mirrored"``.

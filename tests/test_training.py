@@ -243,3 +243,27 @@ def test_config_files_round_trip(tmp_path):
     assert (config.model, config.epochs, config.loss) == ("deeplabv3_resnet50", 20, "dice")
     with pytest.raises(ConfigError, match="does not exist"):
         TrainConfig.from_file(str(tmp_path / "missing.json"))
+
+
+class _CrashAtEpoch(__import__("keras").callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def test_a_resumed_run_keeps_the_model_rewrites_its_backup_was_written_with(tmp_path):
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train({**TINY, "epochs": 2, "fast_training": False, "run_dir": run_dir}, callbacks=[_CrashAtEpoch(1)])
+    assert os.path.isdir(os.path.join(run_dir, "backup"))
+    with open(os.path.join(run_dir, "model_rewrites.json")) as handle:
+        assert json.load(handle) == {"fused_batch_norms": False, "split_upsampling": False}
+    # Resumed with fast_training on (the default): the backup's model has plain BatchNorms, so
+    # the run keeps them, loads the backup and finishes.
+    result = train({**TINY, "epochs": 2, "run_dir": run_dir})
+    assert result.history["epoch"] == [0, 1]
+    assert "FusedBatchNormalization" not in _all_layer_types(load_model(result.best_model_path))

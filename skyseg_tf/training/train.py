@@ -3,6 +3,7 @@
 A run directory holds::
 
     config.json          the validated config
+    model_rewrites.json  which fast-training rewrites the trained model has (kept on resume)
     history.csv          one row per finished epoch (appended across resumes)
     history.json         the same, as lists per metric
     best.keras           the model with the best validation IoU
@@ -31,7 +32,7 @@ from skyseg_tf.data import make_dataset
 from skyseg_tf.losses import get_loss
 from skyseg_tf.metrics import default_metrics
 from skyseg_tf.models import build_model
-from skyseg_tf.models.optimize import optimize_for_training
+from skyseg_tf.models.optimize import fuse_batch_norms, split_upsampling_convs
 from skyseg_tf.training.config import TrainConfig
 from skyseg_tf.training.curves import plot_training_curves
 from skyseg_tf.training.strategy import get_distribution_strategy, is_chief
@@ -41,10 +42,33 @@ BEST_MODEL = "best.keras"
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 CURVES_PNG = "training_curves.png"
+REWRITES_JSON = "model_rewrites.json"
 SPLIT_MIN_REPLICA_BATCH = 8
 """Per-replica batch from which ``fast_training`` splits the upsampling convs on CPUs: their
 sub-pixel gradients pay off on batches of 8 and more and cost time on batches of 1
 (docs/benchmarks.md)."""
+
+
+def _training_rewrites(config: TrainConfig, strategy, run_dir: str) -> dict:
+    """The model rewrites of this run: ``{"fused_batch_norms": bool, "split_upsampling": bool}``.
+
+    A new run decides from ``config.fast_training`` and the machine (:func:`_split_pays_off`) and
+    records the decision in ``model_rewrites.json``. A run that resumes from a backup keeps the
+    recorded decision, so the backup's variables fit the model even if the config's
+    ``fast_training``, the batch or the machine changed (a backup without the record is from a
+    version before these rewrites: none).
+    """
+    path = os.path.join(run_dir, REWRITES_JSON)
+    if os.path.isdir(os.path.join(run_dir, "backup")):
+        if not os.path.exists(path):
+            return {"fused_batch_norms": False, "split_upsampling": False}
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    rewrites = {"fused_batch_norms": config.fast_training,
+                "split_upsampling": config.fast_training and _split_pays_off(config, strategy)}
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(rewrites, handle, indent=2)
+    return rewrites
 
 
 def _split_pays_off(config, strategy) -> bool:
@@ -301,8 +325,11 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
             model = build_model(config.model, encoder_weights=config.encoder_weights, **config.model_kwargs)
             if config.bn_momentum is not None:
                 set_batch_norm_momentum(model, config.bn_momentum)
-            if config.fast_training:
-                model = optimize_for_training(model, split_upsampling=_split_pays_off(config, strategy))
+            rewrites = _training_rewrites(config, strategy, run_dir)
+            if rewrites["split_upsampling"]:
+                model = split_upsampling_convs(model)
+            if rewrites["fused_batch_norms"]:
+                model = fuse_batch_norms(model)
         _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_data, list(callbacks))
     finally:
         keras.config.set_dtype_policy(previous_policy)

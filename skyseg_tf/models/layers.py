@@ -79,7 +79,7 @@ class InputSizeCheck(layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> InputSizeCheck(32)(np.zeros((1, 64, 96, 3), "float32")).shape
+        >>> tuple(InputSizeCheck(32)(np.zeros((1, 64, 96, 3), "float32")).shape)
         (1, 64, 96, 3)
     """
 
@@ -172,7 +172,7 @@ class BroadcastLike(layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> BroadcastLike()([np.ones((2, 1, 1, 4), "float32"), np.zeros((2, 5, 6, 8), "float32")]).shape
+        >>> tuple(BroadcastLike()([np.ones((2, 1, 1, 4), "float32"), np.zeros((2, 5, 6, 8), "float32")]).shape)
         (2, 5, 6, 4)
     """
 

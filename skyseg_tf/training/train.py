@@ -74,7 +74,8 @@ def _training_rewrites(config: TrainConfig, strategy, run_dir: str) -> dict:
 def _split_pays_off(config, strategy) -> bool:
     """Whether ``fast_training`` should split the upsampling convs: CPUs, 8+ images per replica.
 
-    Measured on a 2-core CPU: 1.02-1.07x at batch 8, 0.90-0.96x at batch 1. On an H100 (Keras 3
+    Measured on a 2-core CPU, the split alone: 1.02-1.36x at batch 8 (unet_resnet50,
+    unet_mobilenet_v3_large), 0.90-0.96x at batch 1. On an H100 (Keras 3
     on JAX) the split made the U-Net-ResNet50 training step 0.6x as fast, and TensorFlow on a
     GPU is not measured, so where TensorFlow sees a GPU the convs stay as built.
     """

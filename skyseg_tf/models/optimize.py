@@ -246,9 +246,7 @@ def _fold_batch_norms_config(config: dict) -> dict:
     readers = _reader_counts(config)
     pairs: dict[str, str] = {}
     for entry in config["layers"]:
-        if entry["class_name"] not in BATCH_NORM_CLASSES or not _called_once(entry):
-            continue
-        if entry["config"].get("axis") not in (-1, 3, [-1], [3]):
+        if not _is_foldable_batch_norm(entry):
             continue
         inputs = _inbound_tensors(entry)
         conv = by_name.get(inputs[0]["config"]["keras_history"][0]) if len(inputs) == 1 else None
@@ -270,8 +268,7 @@ def _fold_batch_norms_config(config: dict) -> dict:
     # as in a model trained by `skyseg train`) folds into each of them; one takes the shift.
     for entry in config["layers"]:
         inputs = _inbound_tensors(entry)
-        if (entry["class_name"] not in BATCH_NORM_CLASSES or not _called_once(entry) or len(inputs) != 1
-                or entry["config"].get("axis") not in (-1, 3, [-1], [3])):
+        if not _is_foldable_batch_norm(entry) or len(inputs) != 1:
             continue
         add = by_name.get(inputs[0]["config"]["keras_history"][0])
         if add is None or add["class_name"] != "Add" or not _called_once(add) or readers.get(add["name"], 0) != 1:
@@ -288,6 +285,15 @@ def _fold_batch_norms_config(config: dict) -> dict:
     config["layers"] = [entry for entry in config["layers"] if entry["name"] not in removed]
     _reroute(config, renames)
     return records
+
+
+def _is_foldable_batch_norm(entry: dict) -> bool:
+    """A channels-last BatchNormalization (Keras's or the fused one) called once."""
+    return (
+        entry["class_name"] in BATCH_NORM_CLASSES
+        and _called_once(entry)
+        and entry["config"].get("axis") in (-1, 3, [-1], [3])
+    )
 
 
 def _is_summed_linear_conv(entry: dict) -> bool:
@@ -399,6 +405,12 @@ def subpixel_kernel(kernel):
     return ops.einsum("ai,bj,ijcf->abfc", taps, taps, kernel)
 
 
+def _upsampled_x2_shape(input_shape, filters: int) -> tuple:
+    """``(batch, 2 * height, 2 * width, filters)``, unknown sizes staying unknown."""
+    height, width = (None if s is None else 2 * s for s in input_shape[1:3])
+    return (input_shape[0], height, width, filters)
+
+
 @keras.saving.register_keras_serializable(package="skyseg_tf")
 class NearestUpsampleConv2D(keras.layers.Layer):
     """A 3x3 "same" convolution of the input upsampled x2 by nearest neighbour, 2.25x cheaper.
@@ -451,8 +463,7 @@ class NearestUpsampleConv2D(keras.layers.Layer):
         return outputs
 
     def compute_output_shape(self, input_shape):
-        height, width = (None if s is None else 2 * s for s in input_shape[1:3])
-        return (input_shape[0], height, width, self.filters)
+        return _upsampled_x2_shape(input_shape, self.filters)
 
     def get_config(self):
         return {
@@ -541,8 +552,7 @@ class SubPixelConv2D(keras.layers.Layer):
         return outputs
 
     def compute_output_shape(self, input_shape):
-        height, width = (None if s is None else 2 * s for s in input_shape[1:3])
-        return (input_shape[0], height, width, self.filters)
+        return _upsampled_x2_shape(input_shape, self.filters)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "use_bias": self.use_bias,

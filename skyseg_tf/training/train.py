@@ -52,7 +52,7 @@ sub-pixel gradients pay off on batches of 8 and more and cost time on batches of
 def _training_rewrites(config: TrainConfig, strategy, run_dir: str) -> dict:
     """The model rewrites of this run: ``{"fused_batch_norms": bool, "split_upsampling": bool}``.
 
-    A new run decides from ``config.fast_training`` and the machine (:func:`_split_pays_off`) and
+    A new run decides from ``config.fast_training`` and the machine (:func:`split_pays_off`) and
     records the decision in ``model_rewrites.json``. A run that resumes from a backup keeps the
     recorded decision, so the backup's variables fit the model even if the config's
     ``fast_training``, the batch or the machine changed (a backup without the record is from a
@@ -64,14 +64,15 @@ def _training_rewrites(config: TrainConfig, strategy, run_dir: str) -> dict:
             return {"fused_batch_norms": False, "split_upsampling": False}
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
+    replica_batch = config.global_batch_size // strategy.num_replicas_in_sync
     rewrites = {"fused_batch_norms": config.fast_training,
-                "split_upsampling": config.fast_training and _split_pays_off(config, strategy)}
+                "split_upsampling": config.fast_training and split_pays_off(replica_batch)}
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(rewrites, handle, indent=2)
     return rewrites
 
 
-def _split_pays_off(config, strategy) -> bool:
+def split_pays_off(replica_batch: int) -> bool:
     """Whether ``fast_training`` should split the upsampling convs: CPUs, 8+ images per replica.
 
     Measured on a 2-core CPU, the split alone: 1.02-1.36x at batch 8 (unet_resnet50,
@@ -79,7 +80,6 @@ def _split_pays_off(config, strategy) -> bool:
     on JAX) the split made the U-Net-ResNet50 training step 0.6x as fast, and TensorFlow on a
     GPU is not measured, so where TensorFlow sees a GPU the convs stay as built.
     """
-    replica_batch = config.global_batch_size // strategy.num_replicas_in_sync
     return replica_batch >= SPLIT_MIN_REPLICA_BATCH and not tf.config.list_logical_devices("GPU")
 
 

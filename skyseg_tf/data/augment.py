@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import threading
 from typing import Any, Callable, Sequence
@@ -30,7 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-STRENGTHS = ("light", "default", "strong")
+STRENGTHS = ("light", "default", "strong", "photo")
 """Names accepted by the ``strength`` argument of :func:`tf_augment` and
 :func:`albumentations_augment`."""
 
@@ -97,6 +98,17 @@ class TFAugment:
         color_prob: probability that an image gets the colour changes at all.
         noise_std: largest standard deviation of additive Gaussian noise, in pixel units.
         noise_prob: probability that an image gets noise.
+        gamma: largest change of the log of a gamma curve: the exponent is drawn from
+            ``exp([-gamma, gamma])`` (0 turns it off; it happens with ``color_prob``).
+        blur_prob: probability of a Gaussian blur (sigma up to ``blur_sigma`` pixels), as from
+            defocus, motion or a phone's small lens.
+        blur_sigma: largest blur sigma, in pixels.
+        jpeg_prob: probability of a JPEG round trip at a quality from ``jpeg_quality``.
+        jpeg_quality: ``(low, high)`` JPEG quality range, within ``[1, 100]``.
+        vignette: largest darkening of the corners by lens vignetting (a fraction; 0 is off),
+            applied with probability ``color_prob``.
+        haze: largest blend towards a light grey-blue haze, as in fog or smog (0 is off),
+            applied with probability ``color_prob``.
 
     Example:
         >>> import tensorflow as tf
@@ -117,11 +129,32 @@ class TFAugment:
     color_prob: float = 0.8
     noise_std: float = 8.0
     noise_prob: float = 0.2
+    gamma: float = 0.0
+    blur_prob: float = 0.0
+    blur_sigma: float = 1.5
+    jpeg_prob: float = 0.0
+    jpeg_quality: tuple[int, int] = (30, 95)
+    vignette: float = 0.0
+    haze: float = 0.0
 
     def __post_init__(self):
         _check_probability("flip_prob", self.flip_prob)
         _check_probability("color_prob", self.color_prob)
         _check_probability("noise_prob", self.noise_prob)
+        _check_probability("blur_prob", self.blur_prob)
+        _check_probability("jpeg_prob", self.jpeg_prob)
+        for name, limit in (("gamma", 1.0), ("vignette", 1.0), ("haze", 1.0), ("blur_sigma", 10.0)):
+            value = getattr(self, name)
+            if not 0.0 <= value <= limit:
+                raise ValueError(f"{name} must lie in [0, {limit}], received {value!r}.")
+        try:
+            q_low, q_high = (int(v) for v in self.jpeg_quality)
+        except (TypeError, ValueError):
+            q_low = q_high = -1
+        if not 1 <= q_low <= q_high <= 100:
+            raise ValueError(f"jpeg_quality must be (low, high) with 1 <= low <= high <= 100, "
+                             f"received {self.jpeg_quality!r}.")
+        object.__setattr__(self, "jpeg_quality", (q_low, q_high))
         try:
             low, high = (float(v) for v in self.scale_range)
         except (TypeError, ValueError):
@@ -161,13 +194,16 @@ class TFAugment:
             images, masks = images[tf.newaxis], masks[tf.newaxis]
         if seed is None:
             seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
-        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=8)
         x = tf.cast(images, tf.float32)
         m = tf.cast(masks, tf.float32)
         x, m = self._geometry(x, m, seeds[0])
+        x = self._optics(x, seeds[3])
         x = self._colour(x, seeds[1])
+        x = self._blur(x, seeds[4])
         x = self._noise(x, seeds[2])
         x = tf.clip_by_value(x, 0.0, 255.0)
+        x = self._jpeg(x, seeds[5])
         if images.dtype.is_integer:
             x = tf.round(x)
         x = tf.cast(x, images.dtype)
@@ -228,6 +264,66 @@ class TFAugment:
         matrix = tf.einsum("ij,bjk,kl->bil", _YIQ_TO_RGB, chroma, _RGB_TO_YIQ)
         return tf.einsum("bhwc,bdc->bhwd", x, matrix)
 
+    def _optics(self, x, seed):
+        """Gamma, haze and vignetting: what the air, the lens and the camera's curve do."""
+        if self.color_prob == 0.0 or not (self.gamma or self.haze or self.vignette):
+            return x
+        batch = tf.shape(x)[0]
+        u = tf.random.stateless_uniform([batch, 4], seed)
+        on = tf.cast(u[:, 3] < self.color_prob, tf.float32)
+        if self.gamma:
+            exponent = tf.exp(on * (2.0 * u[:, 0] - 1.0) * self.gamma)[:, None, None, None]
+            x = 255.0 * tf.pow(tf.clip_by_value(x, 0.0, 255.0) / 255.0, exponent)
+        if self.haze:
+            amount = (on * u[:, 1] * self.haze)[:, None, None, None]
+            x = x * (1.0 - amount) + amount * tf.constant([200.0, 205.0, 215.0])
+        if self.vignette:
+            height, width = tf.shape(x)[1], tf.shape(x)[2]
+            ys = tf.linspace(-1.0, 1.0, height)[:, None]
+            xs = tf.linspace(-1.0, 1.0, width)[None, :]
+            radius2 = (ys ** 2 + xs ** 2) / 2.0  # 0 at the centre, 1 in the corners
+            strength = (on * u[:, 2] * self.vignette)[:, None, None, None]
+            x = x * (1.0 - strength * radius2[None, :, :, None])
+        return x
+
+    def _blur(self, x, seed):
+        """Gaussian blur of random strength: a blend of the image with its blur at blur_sigma."""
+        if self.blur_prob == 0.0 or self.blur_sigma == 0.0:
+            return x
+        batch = tf.shape(x)[0]
+        u = tf.random.stateless_uniform([batch, 2], seed)
+        amount = tf.where(u[:, 0] < self.blur_prob, u[:, 1], 0.0)[:, None, None, None]
+        radius = max(1, int(math.ceil(2.5 * self.blur_sigma)))
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / self.blur_sigma) ** 2)
+        taps = (taps / taps.sum()).astype(np.float32)
+        kernel_x = tf.constant(np.tile(taps[None, :, None, None], (1, 1, 3, 1)))
+        kernel_y = tf.constant(np.tile(taps[:, None, None, None], (1, 1, 3, 1)))
+        padded = tf.pad(x, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
+        blurred = tf.nn.depthwise_conv2d(padded, kernel_x, [1, 1, 1, 1], "VALID")
+        blurred = tf.nn.depthwise_conv2d(blurred, kernel_y, [1, 1, 1, 1], "VALID")
+        return x + amount * (blurred - x)
+
+    def _jpeg(self, x, seed):
+        """A JPEG round trip at a random quality for a random part of the batch."""
+        if self.jpeg_prob == 0.0:
+            return x
+        batch = tf.shape(x)[0]
+        seeds = tf.random.experimental.stateless_split(seed, num=2)
+        chosen = tf.random.stateless_uniform([batch], seeds[0]) < self.jpeg_prob
+        low, high = self.jpeg_quality
+        qualities = tf.random.stateless_uniform([batch], seeds[1], low, high + 1, dtype=tf.int32)
+
+        def round_trip(args):
+            image, quality, use = args
+            return tf.cond(
+                use,
+                lambda: tf.image.adjust_jpeg_quality(image / 255.0, quality) * 255.0,
+                lambda: image,
+            )
+
+        out = tf.map_fn(round_trip, (x, qualities, chosen), fn_output_signature=tf.float32)
+        return tf.ensure_shape(out, x.shape)
+
     def _noise(self, x, seed):
         if self.noise_prob == 0.0 or self.noise_std == 0.0:
             return x
@@ -249,6 +345,12 @@ _TF_PRESETS = {
     "default": dict(),  # the TFAugment field defaults
     "strong": dict(flip_prob=0.5, scale_range=(0.8, 2.0), brightness=0.25, contrast=0.35,
                    saturation=0.4, hue=0.05, color_prob=0.9, noise_std=15.0, noise_prob=0.3),
+    # Real photos from unknown cameras: exposure, white balance, tone curve, haze, vignetting,
+    # defocus, sensor noise and JPEG. No zoom: the short-side pipeline jitters the scale.
+    "photo": dict(flip_prob=0.5, scale_range=(1.0, 1.0), brightness=0.2, contrast=0.3,
+                  saturation=0.4, hue=0.04, color_prob=0.9, noise_std=12.0, noise_prob=0.3,
+                  gamma=0.4, blur_prob=0.3, blur_sigma=1.5, jpeg_prob=0.3, jpeg_quality=(25, 95),
+                  vignette=0.4, haze=0.3),
 }
 
 
@@ -256,7 +358,8 @@ def tf_augment(strength: str = "default", **overrides: Any) -> TFAugment:
     """Builds the pure-TensorFlow augmentation (the fast path of the input pipeline).
 
     Args:
-        strength: a preset, one of ``"light"``, ``"default"``, ``"strong"``.
+        strength: a preset, one of ``"light"``, ``"default"``, ``"strong"`` or ``"photo"`` (real
+            photos: exposure, tone curve, white balance, haze, vignetting, blur, noise, JPEG).
         **overrides: any :class:`TFAugment` field, replacing the preset's value
             (e.g. ``hue=0.0`` or ``scale_range=(1.0, 1.0)``).
 
@@ -316,6 +419,11 @@ _ALBUMENTATIONS_PRESETS = {
     "strong": dict(affine_p=0.7, scale=(0.75, 1.75), rotate=15, translate=0.1, color_p=0.9,
                    jitter=0.35, hue=0.05, hsv_p=0.3, blur_p=0.25, noise_p=0.3,
                    noise=(0.02, 0.08), weather_p=0.2),
+    # Real photos: colour, blur and noise as "strong", little geometry (the short-side
+    # pipeline jitters the scale), a slight tilt as from a hand-held camera.
+    "photo": dict(affine_p=0.3, scale=(1.0, 1.1), rotate=5, translate=0.03, color_p=0.9,
+                  jitter=0.3, hue=0.04, hsv_p=0.3, blur_p=0.3, noise_p=0.3,
+                  noise=(0.02, 0.06), weather_p=0.1),
 }
 
 
@@ -333,7 +441,7 @@ def albumentations_augment(
     Args:
         image_size: output ``(height, width)``, or one int for a square; also scales the
             size-dependent effects (blur kernels, sun-flare radius).
-        strength: a preset, one of ``"light"``, ``"default"``, ``"strong"``.
+        strength: a preset, one of ``"light"``, ``"default"``, ``"strong"``, ``"photo"``.
         seed: seed of the ``Compose``; ``None`` draws fresh entropy.
 
     Returns:

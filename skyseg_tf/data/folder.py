@@ -23,8 +23,10 @@ Example:
 
 from __future__ import annotations
 
+import collections.abc
 import os
 import pathlib
+import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -185,6 +187,7 @@ def read_mask(
     *,
     sky_value: int | Iterable[int] | None = None,
     exif_transpose: bool = True,
+    sky_color: Sequence[int] | Iterable[Sequence[int]] | None = None,
 ) -> np.ndarray:
     """Reads a sky mask as a ``uint8`` array ``[H, W, 1]`` of ``1`` (sky) and ``0`` (other).
 
@@ -195,6 +198,10 @@ def read_mask(
             JPEG masks are thresholded at 128), or the label or labels that mean sky in a label
             map (e.g. ``3`` for ADE20K); every other value is "other".
         exif_transpose: apply the file's EXIF orientation, as :func:`read_image` does.
+        sky_color: for colour-coded label maps (8- or 16-bit RGB/RGBA PNG), the ``(r, g, b)``
+            colour, or a list of colours, that means sky, in 8-bit units (e.g. ``(0, 128, 128)``
+            for LabelMeFacade). 16-bit files are compared by the high byte of each channel;
+            alpha is ignored. Excludes ``sky_value``.
 
     Returns:
         The mask.
@@ -202,7 +209,10 @@ def read_mask(
     Raises:
         ValueError: if the file is no image, its channels differ, its values are not binary
             when ``sky_value`` is ``None`` (the message lists the values found), or
-            ``sky_value`` is given for a JPEG mask.
+            ``sky_value`` or ``sky_color`` is given for a JPEG mask.
+
+    A colour-coded label map whose colours do not include ``sky_color`` is read as "no sky";
+    :func:`folder_dataset` checks that the colour occurs in the folder at all.
 
     Example:
         >>> import tempfile, os
@@ -214,10 +224,21 @@ def read_mask(
         [[1, 1], [0, 0]]
     """
     sky_values = _check_sky_value(sky_value)
+    sky_colors = check_sky_color(sky_color)
+    if sky_values is not None and sky_colors is not None:
+        raise ValueError(
+            f"read_mask: received sky_value={sky_value!r} and sky_color={sky_color!r}; pass "
+            "sky_value for label maps of class numbers or sky_color for colour-coded ones, not both."
+        )
     path = pathlib.Path(path)
     lossy = path.suffix.lower() in LOSSY_EXTENSIONS
     if lossy and sky_values is not None:
         raise ValueError(_lossy_label_message([path.name], sky_value))
+    if lossy and sky_colors is not None:
+        raise ValueError(_lossy_label_message([path.name], sky_color, "sky_color"))
+    if sky_colors is not None:
+        colours = read_label_colors(path, exif_transpose=exif_transpose)
+        return _colour_match(colours, sky_colors)[..., None]
     with _open(path, exif_transpose) as image:
         if image.mode == "1":
             return np.asarray(image, dtype=np.uint8)[..., None]
@@ -265,6 +286,8 @@ def folder_dataset(
     validate: bool = True,
     exif_transpose: bool = True,
     split: str | None = None,
+    sky_color: Sequence[int] | Iterable[Sequence[int]] | None = None,
+    file_list: str | os.PathLike | Sequence[str] | None = None,
 ) -> tf.data.Dataset:
     """A ``tf.data`` source over a folder of photos and a folder of masks.
 
@@ -290,14 +313,22 @@ def folder_dataset(
         split: ``None`` for every pair, or ``"train"``, ``"validation"`` or ``"test"`` for the
             60/20/20 part chosen by a stable hash of each image's file stem, the same rule as
             the ``ade20k_outdoors_sky`` TFDS builder (adding files never moves the others).
+            Ignored when ``file_list`` is given (the list is the split).
+        sky_color: the colour (or colours) of sky in colour-coded label maps, e.g.
+            ``(0, 128, 128)``; see :func:`read_mask`. Checked up front: if no label map of the
+            (first 50 of the) pairs holds it, a ``ValueError`` lists the colours found.
+        file_list: only the images named in a text file (one name per line, with or without
+            extension, e.g. a dataset's ``train.txt``; ``#`` comments and blank lines ignored),
+            or in a list of names: a pre-made split. Names that match no image are an error.
 
     Returns:
         A finite ``tf.data.Dataset`` of dicts with known cardinality.
 
     Raises:
         ValueError: for missing or empty directories, unmatched files, bad arguments, a
-            ``sky_value`` with JPEG masks, or (with ``validate``) unreadable files and size
-            mismatches.
+            ``sky_value`` or ``sky_color`` with JPEG masks, a ``sky_color`` found in no label
+            map, names of ``file_list`` without an image, or (with ``validate``) unreadable
+            files and size mismatches.
 
     Example:
         >>> import tempfile
@@ -308,11 +339,19 @@ def folder_dataset(
         ([24, 40, 3], 'uint8')
     """
     sky_values = _check_sky_value(sky_value)
+    sky_colors = check_sky_color(sky_color)
+    if sky_values is not None and sky_colors is not None:
+        raise ValueError(
+            f"folder_dataset: received sky_value={sky_value!r} and sky_color={sky_color!r}; pass "
+            "sky_value for label maps of class numbers or sky_color for colour-coded ones, not both."
+        )
     pairs = find_image_mask_pairs(
         images_dir, masks_dir, image_extensions=image_extensions,
         mask_extensions=mask_extensions, mask_suffix=mask_suffix,
     )
-    if split is not None:
+    if file_list is not None:
+        pairs = _select_listed(pairs, file_list, images_dir)
+    elif split is not None:
         from tfds_ade20k_outdoors import split_for_file_name
 
         if split not in SPLITS:
@@ -325,17 +364,22 @@ def folder_dataset(
                 "folders of each split separately."
             )
         pairs = chosen
-    if sky_values is not None:
+    if sky_values is not None or sky_colors is not None:
         lossy = [m.name for _, m in pairs if m.suffix.lower() in LOSSY_EXTENSIONS]
         if lossy:
+            if sky_colors is not None:
+                raise ValueError(_lossy_label_message(lossy, sky_color, "sky_color"))
             raise ValueError(_lossy_label_message(lossy, sky_value))
     if validate:
         _validate_headers(pairs, exif_transpose)
+    if sky_colors is not None:
+        _check_colour_present(pairs, sky_colors, sky_color, masks_dir)
 
     def load(image_path, mask_path):
         image_path, mask_path = image_path.decode("utf-8"), mask_path.decode("utf-8")
         image = read_image(image_path, exif_transpose=exif_transpose)
-        mask = read_mask(mask_path, sky_value=sky_values, exif_transpose=exif_transpose)
+        mask = read_mask(mask_path, sky_value=sky_values, sky_color=sky_colors,
+                         exif_transpose=exif_transpose)
         if image.shape[:2] != mask.shape[:2]:
             raise ValueError(_size_message([(image_path, image.shape[1::-1], mask_path,
                                               mask.shape[1::-1])]))
@@ -350,6 +394,154 @@ def folder_dataset(
     return tf.data.Dataset.from_tensor_slices((image_paths, mask_paths)).map(
         to_element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
+
+
+def check_sky_color(sky_color) -> np.ndarray | None:
+    """Returns ``None`` or an ``int32 [N, 3]`` array of 8-bit RGB colours, else raises.
+
+    Example:
+        >>> check_sky_color((0, 128, 128)).tolist()
+        [[0, 128, 128]]
+    """
+    if sky_color is None:
+        return None
+    if isinstance(sky_color, str):
+        parts = [p for p in re.split(r"[\s,:;/]+", sky_color.strip()) if p]
+        try:
+            sky_color = [int(p) for p in parts]
+        except ValueError:
+            sky_color = None
+    try:
+        colours = np.asarray(sky_color, dtype=object)
+        if colours.ndim == 1:
+            colours = colours[None]
+        valid = colours.ndim == 2 and colours.shape[1] == 3 and colours.shape[0] > 0 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255
+            for v in colours.ravel())
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"sky_color: received {sky_color!r}; pass the (r, g, b) colour of sky in a "
+            "colour-coded label map as three ints in [0, 255], e.g. sky_color=(0, 128, 128) for "
+            "LabelMeFacade (16-bit maps are compared by their high byte), or a list of such colours."
+        )
+    return colours.astype(np.int32)
+
+
+def read_label_colors(path: str | os.PathLike, *, exif_transpose: bool = True) -> np.ndarray:
+    """Reads a colour-coded label map as ``uint8 [H, W, 3]`` RGB (16-bit: the high bytes).
+
+    Pillow reads 16-bit RGB(A) PNGs as 8-bit by keeping each channel's high byte, which is the
+    comparison label maps such as LabelMeFacade's need (``tests/test_folder.py`` checks it).
+
+    Example:
+        >>> import tempfile, os
+        >>> from PIL import Image
+        >>> path = os.path.join(tempfile.mkdtemp(), "labels.png")
+        >>> Image.new("RGB", (2, 1), (0, 128, 128)).save(path)
+        >>> read_label_colors(path).tolist()
+        [[[0, 128, 128], [0, 128, 128]]]
+    """
+    with _open(path, exif_transpose) as image:
+        mode = image.mode
+        if mode in ("RGB", "RGBA", "RGBX"):
+            return np.asarray(image, dtype=np.uint8)[..., :3]
+        if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "L", "P", "LA", "PA"):
+            if mode in ("P", "PA"):
+                return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            values = np.asarray(image)
+            if values.ndim == 3:
+                values = values[..., 0]
+            if mode != "L":
+                values = values >> 8
+            return np.repeat(values.astype(np.uint8)[..., None], 3, axis=-1)
+    raise ValueError(
+        f"label map {pathlib.Path(path).name!r}: Pillow mode {mode!r} is not a colour-coded label "
+        "map; sky_color needs RGB or RGBA PNG files (8- or 16-bit)."
+    )
+
+
+def _colour_match(colours: np.ndarray, sky_colors: np.ndarray) -> np.ndarray:
+    """``uint8 [H, W]``: 1 where the pixel's colour is one of ``sky_colors``."""
+    packed = (colours[..., 0].astype(np.int32) << 16) | (colours[..., 1].astype(np.int32) << 8) \
+        | colours[..., 2].astype(np.int32)
+    keys = (sky_colors[:, 0] << 16) | (sky_colors[:, 1] << 8) | sky_colors[:, 2]
+    return np.isin(packed, keys).astype(np.uint8)
+
+
+def label_colors_found(paths: Sequence[str | os.PathLike], *, limit: int = 12) -> list[tuple[int, int, int]]:
+    """The distinct colours of some label maps, most frequent first (for error messages)."""
+    counts: dict = {}
+    for path in paths:
+        colours = read_label_colors(path)[::4, ::4].reshape(-1, 3)
+        unique, number = np.unique(colours, axis=0, return_counts=True)
+        for colour, n in zip(map(tuple, unique.tolist()), number.tolist()):
+            counts[colour] = counts.get(colour, 0) + n
+    return [c for c, _ in sorted(counts.items(), key=lambda item: -item[1])][:limit]
+
+
+_COLOUR_CHECK_FILES = 50
+"""How many label maps :func:`folder_dataset` reads up front to check that ``sky_color`` occurs."""
+
+
+def _check_colour_present(pairs, sky_colors, sky_color, masks_dir):
+    """Raises if none of the first label maps holds a sky colour (a wrong colour, not no sky)."""
+    sample = [mask for _, mask in pairs[:_COLOUR_CHECK_FILES]]
+    for mask in sample:
+        if _colour_match(read_label_colors(mask)[::2, ::2], sky_colors).any():
+            return
+    found = ", ".join(str(c) for c in label_colors_found(sample[:10]))
+    raise ValueError(
+        f"sky_color={sky_color!r} occurs in none of the {len(sample)} label maps checked in "
+        f"{str(masks_dir)!r} (e.g. {sample[0].name!r}); their colours are {found}. Pass the colour "
+        "that marks sky, one of those (8-bit units; 16-bit maps are compared by the high byte), "
+        "or sky_value=... for label maps of class numbers."
+    )
+
+
+def read_file_list(file_list: str | os.PathLike | Sequence[str]) -> list[str]:
+    """Names from a split file (one per line, ``#`` comments and blank lines skipped) or a list.
+
+    Example:
+        >>> read_file_list(["a.jpg", "b"])
+        ['a.jpg', 'b']
+    """
+    if isinstance(file_list, (str, os.PathLike)):
+        path = pathlib.Path(file_list)
+        if not path.is_file():
+            raise ValueError(
+                f"file_list: {str(path)!r} does not exist. Pass a text file with one image name "
+                "per line (e.g. the dataset's train.txt), or a list of names."
+            )
+        lines = path.read_text(encoding="utf-8").splitlines()
+        names = [line.split("#", 1)[0].strip() for line in lines]
+        names = [name for name in names if name]
+        if not names:
+            raise ValueError(f"file_list: {str(path)!r} names no image (it is empty).")
+        return names
+    if not isinstance(file_list, collections.abc.Sequence) or not all(
+            isinstance(n, str) for n in file_list) or not file_list:
+        raise ValueError(f"file_list: received {file_list!r}; pass a split file path or a "
+                         "non-empty list of image names.")
+    return list(file_list)
+
+
+def _select_listed(pairs, file_list, images_dir):
+    names = read_file_list(file_list)
+    by_name = {image.name: (image, mask) for image, mask in pairs}
+    by_stem = {image.stem: (image, mask) for image, mask in pairs}
+    chosen, missing = [], []
+    for name in names:
+        stem = pathlib.PurePath(name).name
+        pair = by_name.get(stem) or by_stem.get(stem) or by_stem.get(pathlib.PurePath(stem).stem)
+        (chosen.append(pair) if pair else missing.append(name))
+    if missing:
+        raise ValueError(
+            f"file_list: {len(missing)} of {len(names)} names match no image with a mask in "
+            f"{str(images_dir)!r}: {_some(missing)}. Fix the list or the folder."
+        )
+    return sorted(set(chosen), key=lambda pair: pair[0].name)
 
 
 def _open(path, exif_transpose):
@@ -435,11 +627,11 @@ def _some(names):
     return shown + (f" and {len(names) - _SHOW} more" if len(names) > _SHOW else "")
 
 
-def _lossy_label_message(names, sky_value):
+def _lossy_label_message(names, sky_value, argument="sky_value"):
     return (
-        f"sky_value={sky_value!r} needs lossless masks, but {len(names)} masks are JPEG "
+        f"{argument}={sky_value!r} needs lossless masks, but {len(names)} masks are JPEG "
         f"({_some(names)}): JPEG compression changes label values. Save the label maps as PNG, "
-        "or, for 0/255 JPEG masks, pass sky_value=None."
+        f"or, for 0/255 JPEG masks, pass {argument}=None."
     )
 
 

@@ -20,6 +20,12 @@ Source specs (what ``source`` may be):
   other key is a keyword argument. ``"tfds"`` takes any TFDS name whose elements follow the
   element contract.
 * A ``tf.data.Dataset`` of element dicts, used as it is.
+* ``{"type": "mix", "sources": [spec, ...], "weights": [w, ...]}``: several sources in one
+  pipeline. Each is resized (and, when training, cropped, cached and repeated) on its own, then
+  ``tf.data.Dataset.sample_from_datasets`` draws from them with the weights (e.g. ``[0.7, 0.3]``
+  for 70% real photos, 30% synthetic scenes); the mix is infinite when training, so pass
+  ``steps_per_epoch``. Evaluation concatenates the sources, except those whose spec says
+  ``"validate": false``. A source spec in ``sources`` may carry its own ``"weight"`` instead.
 
 Example:
     >>> ds = make_dataset("synthetic", "train", image_size=(64, 64), global_batch_size=4,
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import math
 import os
 import re
 import warnings
@@ -58,8 +65,12 @@ VALID_SPLITS = ("train", "validation", "test")
 AUGMENT_NAMES = ("tf", "albumentations")
 """Names accepted by ``make_dataset(augment=...)``; see :mod:`skyseg_tf.data.augment`."""
 
-RESIZE_MODES = ("resize", "crop")
+RESIZE_MODES = ("resize", "crop", "short_side")
 """Values of ``make_dataset(resize_mode=...)``."""
+
+DEFAULT_SCALE_RANGE = (1.0, 1.6)
+"""Scale jitter of ``resize_mode="short_side"`` when training: the shorter side is resized to
+``min(image_size) * s`` with ``s`` drawn uniformly from this range, then a window is cropped."""
 
 DEFAULT_SHUFFLE_BUFFER = 256
 """Shuffle buffer of :func:`make_dataset`, in elements (about 50 MB at 256 x 256)."""
@@ -161,6 +172,8 @@ def _parse_source(source: Any, kwargs: dict[str, Any]) -> tuple[str, dict[str, A
             return "tfds", {"name": source, **kwargs}
     elif isinstance(source, (tuple, list)) and len(source) == 3 and source[0] == "folder":
         return "folder", {"images_dir": source[1], "masks_dir": source[2], **kwargs}
+    elif isinstance(source, collections.abc.Mapping) and source.get("type") == "mix":
+        return "mix", _parse_mix(source, kwargs)
     elif isinstance(source, collections.abc.Mapping):
         spec = dict(source)
         kind = spec.pop("type", None)
@@ -181,6 +194,53 @@ def _parse_source(source: Any, kwargs: dict[str, Any]) -> tuple[str, dict[str, A
                                  "and as keyword arguments; give each once.")
             return kind, {**spec, **kwargs}
     raise ValueError(f"unknown source {source!r}. Valid forms: {_SOURCE_FORMS}.")
+
+
+def _parse_mix(source: collections.abc.Mapping, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``{"sources": [spec...], "weights": [...], "validate": [bool...]}`` of a mix spec."""
+    unknown = sorted(set(source) - {"type", "sources", "weights"})
+    sources = source.get("sources")
+    if unknown or not isinstance(sources, (list, tuple)) or not sources:
+        raise ValueError(
+            f"mix source {dict(source)!r}: needs a non-empty list 'sources' and optionally "
+            f"'weights' (one per source){f'; unknown key(s) {unknown}' if unknown else ''}. "
+            'Example: {"type": "mix", "sources": [{"type": "folder", "images": ..., '
+            '"masks": ...}, {"type": "synthetic"}], "weights": [0.7, 0.3]}.'
+        )
+    if kwargs:
+        raise TypeError(f"a mix source takes its arguments inside each source spec; received "
+                        f"keyword arguments {sorted(kwargs)}.")
+    specs, own_weights, validate = [], [], []
+    for spec in sources:
+        if isinstance(spec, collections.abc.Mapping):
+            spec = dict(spec)
+            own_weights.append(spec.pop("weight", None))
+            validate.append(spec.pop("validate", True))
+        else:
+            own_weights.append(None)
+            validate.append(True)
+        if isinstance(spec, collections.abc.Mapping) and spec.get("type") == "mix":
+            raise ValueError("a mix source cannot contain another mix; list all sources in one.")
+        _parse_source(spec, {})  # Fails early, with the valid forms, for a bad spec.
+        specs.append(spec)
+    weights = source.get("weights")
+    if weights is None:
+        weights = [1.0 if w is None else w for w in own_weights]
+    elif any(w is not None for w in own_weights):
+        raise ValueError("mix source: give weights either as 'weights' or as each source's "
+                         "'weight', not both.")
+    if (not isinstance(weights, (list, tuple)) or len(weights) != len(specs) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights)
+            or not sum(weights) > 0):
+        raise ValueError(
+            f"mix source: weights {weights!r} must be {len(specs)} non-negative numbers (one per "
+            "source) with a positive sum, e.g. [0.7, 0.3]."
+        )
+    if not all(isinstance(v, bool) for v in validate) or not any(validate):
+        raise ValueError("mix source: 'validate' must be true or false, and at least one source "
+                         "must be validated on.")
+    total = float(sum(weights))
+    return {"sources": specs, "weights": [float(w) / total for w in weights], "validate": validate}
 
 
 def _call_checked(function: Callable, what: str, *args: Any, **kwargs: Any):
@@ -292,6 +352,49 @@ def _random_crop_or_pad(image: tf.Tensor, mask: tf.Tensor, size: tuple[int, int]
     return both[..., :3], both[..., 3:]
 
 
+def _short_side_size(shape: tf.Tensor, short_side: tf.Tensor) -> tf.Tensor:
+    """``[height, width]`` int32 with the shorter side ``short_side``, aspect ratio kept."""
+    hw = tf.cast(shape[:2], tf.float32)
+    scale = tf.cast(short_side, tf.float32) / tf.reduce_min(hw)
+    return tf.maximum(tf.cast(tf.round(hw * scale), tf.int32), 1)
+
+
+def _resize_to(image: tf.Tensor, mask: tf.Tensor, size: tf.Tensor):
+    """Resizes to a dynamic ``[height, width]`` (bilinear, antialiased; nearest for the mask)."""
+    resized = tf.image.resize(image, size, method="bilinear", antialias=True)
+    resized = tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+    return resized, tf.image.resize(mask, size, method="nearest")
+
+
+def _limit_short_side(image: tf.Tensor, mask: tf.Tensor, limit: int):
+    """Shrinks an element whose shorter side exceeds ``limit`` (what the cache keeps)."""
+    shape = tf.shape(image)
+    return tf.cond(
+        tf.reduce_min(shape[:2]) > limit,
+        lambda: _resize_to(image, mask, _short_side_size(shape, limit)),
+        lambda: (image, mask),
+    )
+
+
+def _short_side_crop(image, mask, size, seed, scale_range):
+    """Training view: shorter side to ``min(size) * s`` (``s`` random), then a random window."""
+    low, high = scale_range
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    s = tf.random.stateless_uniform([], seeds[0], low, high)
+    target = tf.cast(tf.round(min(size) * s), tf.int32)
+    image, mask = _resize_to(image, mask, _short_side_size(tf.shape(image), target))
+    image, mask = _random_crop_or_pad(image, mask, size, seeds[1])
+    return tf.ensure_shape(image, [*size, 3]), tf.ensure_shape(mask, [*size, 1])
+
+
+def _short_side_centre(image, mask, size):
+    """Evaluation view: shorter side to ``min(size)``, then the centred ``size`` window."""
+    image, mask = _resize_to(image, mask, _short_side_size(tf.shape(image), min(size)))
+    image = tf.image.resize_with_crop_or_pad(image, size[0], size[1])
+    mask = tf.image.resize_with_crop_or_pad(mask, size[0], size[1])
+    return tf.ensure_shape(image, [*size, 3]), tf.ensure_shape(mask, [*size, 1])
+
+
 def _stateless_seed(random_int: tf.Tensor) -> tf.Tensor:
     """A shape [2] stateless seed from one int64 drawn by ``tf.data.Dataset.random``."""
     return tf.stack([random_int, tf.constant(0, tf.int64)])
@@ -306,6 +409,89 @@ def _with_random(dataset: tf.data.Dataset, seed: int | None) -> tf.data.Dataset:
 def _is_albumentations(augment: Any) -> bool:
     module = type(augment).__module__ or ""
     return module.split(".")[0] == "albumentations"
+
+
+def _check_scale_range(scale_range) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in scale_range)
+    except (TypeError, ValueError):
+        low = high = -1.0
+    if not 0.0 < low <= high:
+        raise ValueError(
+            f"scale_range must be (low, high) with 0 < low <= high, received {scale_range!r}; "
+            f"e.g. {DEFAULT_SCALE_RANGE} (1.0, 1.0 turns the jitter off)."
+        )
+    return low, high
+
+
+def _indexed_cache(cache, index):
+    """A mix's sources each get their own file cache (``<prefix>_<index>``)."""
+    if cache is True or not cache:
+        return cache
+    return f"{os.fspath(cache)}_{index}"
+
+
+def _element_stage(kind, arguments, split, *, size, training, shuffle, shuffle_buffer, cache,
+                   seed, resize_mode, scale_range, with_file_names, repeat):
+    """load -> resize (or limit) -> cache -> shuffle -> repeat -> crop: uint8 elements."""
+    if kind == "synthetic":
+        arguments.setdefault("image_size", size)
+    elif kind == "tfds":
+        arguments.setdefault("shuffle_files", shuffle)
+        if seed is not None and "read_config" not in arguments:
+            import tensorflow_datasets as tfds
+
+            arguments["read_config"] = tfds.ReadConfig(shuffle_seed=_derive_seed(seed, 0))
+    dataset = _load(kind, arguments, split)
+    if with_file_names and FILE_NAME_KEY not in dataset.element_spec:
+        raise ValueError(f"with_file_names=True needs elements with a {FILE_NAME_KEY!r} key.")
+
+    autotune = tf.data.AUTOTUNE
+    crop = training and resize_mode == "crop"
+    jitter = training and resize_mode == "short_side"
+    # What the cache keeps of a short-side training element: enough for the largest scale.
+    limit = int(math.ceil(min(size) * scale_range[1]))
+
+    def standardise(element):
+        image = element[IMAGE_KEY]
+        # The contract says 1 = sky; any non-zero value counts, so 0/255 masks work too.
+        mask = tf.cast(element[MASK_KEY] > 0, tf.uint8)
+        if jitter:
+            image, mask = _limit_short_side(image, mask, limit)
+        elif resize_mode == "short_side":
+            image, mask = _short_side_centre(image, mask, size)
+        elif not crop:
+            image, mask = _resize(image, mask, size)
+        names = (element[FILE_NAME_KEY],) if with_file_names else ()
+        return (image, mask, *names)
+
+    dataset = dataset.map(standardise, num_parallel_calls=autotune)
+    if cache is True:
+        dataset = dataset.cache()
+    elif cache:
+        path = os.fspath(cache)
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        dataset = dataset.cache(path)
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=_derive_seed(seed, 1),
+                                  reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+
+    if crop or jitter:
+        def random_crop(element, random_int):
+            if jitter:
+                image, mask = _short_side_crop(element[0], element[1], size,
+                                               _stateless_seed(random_int), scale_range)
+            else:
+                image, mask = _random_crop_or_pad(element[0], element[1], size,
+                                                  _stateless_seed(random_int))
+            return (image, mask, *element[2:])
+
+        dataset = _with_random(dataset, _derive_seed(seed, 2)).map(
+            random_crop, num_parallel_calls=autotune)
+    return dataset
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,6 +512,7 @@ def make_dataset(
     deterministic: bool | None = None,
     seed: int | None = None,
     resize_mode: str = "resize",
+    scale_range: Sequence[float] = DEFAULT_SCALE_RANGE,
     drop_remainder: bool | None = None,
     repeat: bool = False,
     training: bool | None = None,
@@ -384,8 +571,13 @@ def make_dataset(
         deterministic: keep the element order fixed across runs (``tf.data.Options``); ``None``
             decides as described under *Determinism*.
         seed: seed of every random step, or ``None``.
-        resize_mode: ``"resize"`` (whole image, aspect ratio not kept) or ``"crop"`` (a random
-            ``image_size`` window at full resolution when training; evaluation resizes).
+        resize_mode: ``"resize"`` (whole image, aspect ratio not kept), ``"crop"`` (a random
+            ``image_size`` window at full resolution when training; evaluation resizes), or
+            ``"short_side"`` (the scale a photo model is run at: the shorter side resized to
+            ``min(image_size)`` with the aspect ratio kept; when training, times a random
+            factor from ``scale_range``, then a random ``image_size`` window; evaluation takes
+            the centred window). Training crops never flip vertically: sky stays on top.
+        scale_range: ``(low, high)`` scale jitter of ``"short_side"`` training crops.
         drop_remainder: drop a last, smaller batch; ``None`` means ``True`` when training.
         repeat: repeat the data forever (then pass ``steps_per_epoch`` to ``fit``).
         training: whether this is a training pipeline; ``None`` means the split is ``"train"``
@@ -456,53 +648,34 @@ def make_dataset(
     if augment is None:
         augment = "tf" if training else False
 
+    scale_range = _check_scale_range(scale_range)
     kind, arguments = _parse_source(source, source_kwargs)
-    if kind == "synthetic":
-        arguments.setdefault("image_size", size)
-    elif kind == "tfds":
-        arguments.setdefault("shuffle_files", shuffle)
-        if seed is not None and "read_config" not in arguments:
-            import tensorflow_datasets as tfds
-
-            arguments["read_config"] = tfds.ReadConfig(shuffle_seed=_derive_seed(seed, 0))
-    dataset = _load(kind, arguments, split)
-    if with_file_names and FILE_NAME_KEY not in dataset.element_spec:
-        raise ValueError(f"with_file_names=True needs elements with a {FILE_NAME_KEY!r} key.")
-
+    stage = dict(size=size, training=training, shuffle=shuffle, shuffle_buffer=shuffle_buffer,
+                 cache=cache, seed=seed, resize_mode=resize_mode, scale_range=scale_range,
+                 with_file_names=with_file_names)
+    if kind == "mix":
+        sources = []
+        for index, (spec, use) in enumerate(zip(arguments["sources"], arguments["validate"])):
+            if training or use:
+                sub_kind, sub_arguments = _parse_source(spec, {})
+                sources.append(_element_stage(
+                    sub_kind, sub_arguments, split,
+                    **{**stage, "repeat": training or repeat,
+                       "cache": _indexed_cache(cache, index),
+                       "seed": None if seed is None else _derive_seed(seed, 10 + index)}))
+        if training:
+            dataset = tf.data.Dataset.sample_from_datasets(
+                sources, weights=arguments["weights"], seed=_derive_seed(seed, 5),
+                stop_on_empty_dataset=False)
+        else:
+            dataset = sources[0]
+            for part in sources[1:]:
+                dataset = dataset.concatenate(part)
+            if repeat:
+                dataset = dataset.repeat()
+    else:
+        dataset = _element_stage(kind, arguments, split, repeat=repeat, **stage)
     autotune = tf.data.AUTOTUNE
-    crop = training and resize_mode == "crop"
-
-    def standardise(element):
-        image = element[IMAGE_KEY]
-        # The contract says 1 = sky; any non-zero value counts, so 0/255 masks work too.
-        mask = tf.cast(element[MASK_KEY] > 0, tf.uint8)
-        if not crop:
-            image, mask = _resize(image, mask, size)
-        names = (element[FILE_NAME_KEY],) if with_file_names else ()
-        return (image, mask, *names)
-
-    dataset = dataset.map(standardise, num_parallel_calls=autotune)
-    if cache is True:
-        dataset = dataset.cache()
-    elif cache:
-        path = os.fspath(cache)
-        if os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        dataset = dataset.cache(path)
-    if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer, seed=_derive_seed(seed, 1),
-                                  reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-
-    if crop:
-        def random_crop(element, random_int):
-            image, mask = _random_crop_or_pad(element[0], element[1], size,
-                                              _stateless_seed(random_int))
-            return (image, mask, *element[2:])
-
-        dataset = _with_random(dataset, _derive_seed(seed, 2)).map(
-            random_crop, num_parallel_calls=autotune)
 
     batch_augment = None
     if augment == "tf":

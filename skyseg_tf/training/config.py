@@ -12,6 +12,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "plateau")
 LOSSES = ("dice", "bce", "bce_dice", "focal")
 AUGMENTATIONS = ("tf", "albumentations", "none")
+AUGMENT_STRENGTHS = ("light", "default", "strong", "photo")
+RESIZE_MODES = ("resize", "crop", "short_side")
 
 
 class ConfigError(ValueError):
@@ -30,9 +32,16 @@ class TrainConfig:
         model: Registry name (``skyseg_tf.list_models()``).
         encoder_weights: ``"imagenet"``, ``None`` or a weights file for the encoder.
         model_kwargs: Extra builder arguments (``{"output_stride": 16}``...).
-        data: Data source: ``"synthetic"``, ``"ade20k_outdoors_sky"`` (TFDS), or
-            ``"folder"`` with ``data_kwargs={"images": DIR, "masks": DIR}``.
-        data_kwargs: Arguments of the source (``num_examples``, ``seed``, ``data_dir``...).
+        data: Data source: ``"synthetic"``, ``"ade20k_outdoors_sky"`` (TFDS),
+            ``"folder"`` with ``data_kwargs={"images": DIR, "masks": DIR}``, or ``"mix"`` with
+            ``data_kwargs={"sources": [spec, ...], "weights": [...]}`` (several sources drawn
+            with weights; see :func:`skyseg_tf.data.make_dataset`; needs ``steps_per_epoch``).
+        data_kwargs: Arguments of the source (``num_examples``, ``seed``, ``data_dir``,
+            ``sky_value``, ``sky_color``, ``file_list``...).
+        val_images: A separate folder of validation photos (a pre-split dataset); with
+            ``val_masks``. The folder options (``sky_value``, ``sky_color``, ``mask_suffix``...)
+            are those of the (first) folder source. ``None``: the source's ``validation_split``.
+        val_masks: The masks of ``val_images``.
         train_split: Split used for training.
         validation_split: Split used for validation, the best checkpoint and early stopping.
         image_size: ``(height, width)`` the pipeline resizes to (divisible by 32 for U-Net).
@@ -61,6 +70,13 @@ class TrainConfig:
             models contain skyseg_tf's layers (``import skyseg_tf`` before loading them).
         strategy: ``"auto"``, ``"one_device"``, ``"mirrored"`` or ``"multi_worker_mirrored"``.
         augment: ``"tf"`` (fast path), ``"albumentations"`` or ``"none"``.
+        augment_strength: Preset of the augmentation: ``"light"``, ``"default"``, ``"strong"``
+            or ``"photo"`` (real photos: tone curve, haze, vignetting, blur, noise, JPEG).
+        resize_mode: ``"resize"`` (whole image to ``image_size``), ``"crop"`` or
+            ``"short_side"`` (shorter side to ``min(image_size)``, aspect kept, scale jitter
+            and random crops when training); recorded in the saved model, so prediction runs
+            the model at the scale it was trained at.
+        scale_range: Scale jitter of ``"short_side"`` training crops, ``[low, high]``.
         cache: Cache decoded examples in memory.
         run_dir: Folder for the config, checkpoints, logs, history and plots.
         seed: Seed for shuffling, augmentation and initialisation.
@@ -74,6 +90,8 @@ class TrainConfig:
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     data: str = "synthetic"
     data_kwargs: dict = dataclasses.field(default_factory=dict)
+    val_images: Optional[str] = None
+    val_masks: Optional[str] = None
     train_split: str = "train"
     validation_split: str = "validation"
     image_size: tuple = (256, 256)
@@ -95,6 +113,9 @@ class TrainConfig:
     fast_training: bool = True
     strategy: str = "auto"
     augment: str = "tf"
+    augment_strength: str = "default"
+    resize_mode: str = "resize"
+    scale_range: tuple = (1.0, 1.6)
     cache: bool = False
     run_dir: str = "runs/train"
     seed: int = 0
@@ -129,12 +150,29 @@ class TrainConfig:
             _fail("data", self.data, "use 'synthetic', 'ade20k_outdoors_sky[/config]' or 'folder'")
         if self.data == "folder" and not {"images", "masks"} <= set(self.data_kwargs):
             _fail("data_kwargs", self.data_kwargs, "data='folder' needs data_kwargs with 'images' and 'masks' folders")
+        if self.data == "mix":
+            sources = self.data_kwargs.get("sources")
+            if not isinstance(sources, list) or not sources:
+                _fail("data_kwargs", self.data_kwargs, "data='mix' needs data_kwargs with a list 'sources' of source specs (and optionally 'weights')")
+            if self.steps_per_epoch is None:
+                _fail("steps_per_epoch", None, "data='mix' draws from its sources forever; set steps_per_epoch (e.g. the real training images / global_batch_size)")
+        if (self.val_images is None) != (self.val_masks is None):
+            _fail("val_images" if self.val_masks is not None else "val_masks", None, "give val_images and val_masks together (a folder of validation photos and one of their masks)")
+        for key in ("val_images", "val_masks"):
+            value = getattr(self, key)
+            if value is not None and not (isinstance(value, str) and os.path.isdir(value)):
+                _fail(key, value, "must be an existing folder")
         size = self.image_size
         if isinstance(size, int):
             size = (size, size)
         if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
             _fail("image_size", self.image_size, "must be two positive ints (height, width), e.g. [256, 256]")
         self.image_size = tuple(size)
+        scale = self.scale_range
+        if not (isinstance(scale, (list, tuple)) and len(scale) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in scale) and 0 < scale[0] <= scale[1]):
+            _fail("scale_range", self.scale_range, "must be [low, high] with 0 < low <= high, e.g. [1.0, 1.6]")
+        self.scale_range = (float(scale[0]), float(scale[1]))
         for key in ("global_batch_size", "epochs"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -150,7 +188,8 @@ class TrainConfig:
         if self.freeze_encoder_epochs >= self.epochs and self.freeze_encoder_epochs:
             _fail("freeze_encoder_epochs", self.freeze_encoder_epochs, f"must be smaller than epochs ({self.epochs})")
         for key, valid in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES),
-                           ("strategy", STRATEGIES), ("augment", AUGMENTATIONS)):
+                           ("strategy", STRATEGIES), ("augment", AUGMENTATIONS),
+                           ("augment_strength", AUGMENT_STRENGTHS), ("resize_mode", RESIZE_MODES)):
             if getattr(self, key) not in valid:
                 _fail(key, getattr(self, key), f"valid values are {', '.join(valid)}")
         for key in ("learning_rate", "weight_decay"):
@@ -229,6 +268,7 @@ class TrainConfig:
         """
         values = dataclasses.asdict(self)
         values["image_size"] = list(self.image_size)
+        values["scale_range"] = list(self.scale_range)
         return values
 
     def replace(self, **changes) -> "TrainConfig":

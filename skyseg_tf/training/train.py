@@ -193,6 +193,8 @@ def _source(config: TrainConfig) -> dict:
     kwargs = dict(config.data_kwargs)
     if config.data == "folder":
         return {"type": "folder", **kwargs}
+    if config.data == "mix":
+        return {"type": "mix", **kwargs}
     if config.data == "synthetic":
         if "render_size" in kwargs:  # The size scenes are drawn at, not the model input size.
             kwargs["image_size"] = kwargs.pop("render_size")
@@ -200,12 +202,37 @@ def _source(config: TrainConfig) -> dict:
     return {"type": "tfds", "name": config.data, **kwargs}
 
 
+def _validation_source(config: TrainConfig, source: dict):
+    """The validation source: ``val_images``/``val_masks`` with the folder options, else ``source``."""
+    if config.val_images is None:
+        return source, config.validation_split
+    folder = source
+    if source["type"] == "mix":
+        folder = next((s for s in source["sources"] if isinstance(s, dict) and s.get("type") == "folder"), {})
+    options = {k: v for k, v in folder.items() if k not in ("type", "images", "masks", "split", "file_list", "weight", "validate")}
+    # A pre-split folder is used whole (split=None).
+    return {"type": "folder", "images": config.val_images, "masks": config.val_masks, "split": None, **options}, "validation"
+
+
+def _augment(config: TrainConfig):
+    if config.augment == "none":
+        return False
+    if config.augment == "tf":
+        from skyseg_tf.data.augment import tf_augment
+
+        return tf_augment(config.augment_strength)
+    from skyseg_tf.data.augment import albumentations_augment
+
+    return albumentations_augment(config.image_size, config.augment_strength, seed=config.seed)
+
+
 def _datasets(config: TrainConfig, strategy: tf.distribute.Strategy):
     source = _source(config)
-    augment = False if config.augment == "none" else config.augment
-    common = dict(global_batch_size=config.global_batch_size, seed=config.seed, cache=config.cache)
-    train = make_dataset(source, config.train_split, config.image_size, augment=augment, training=True, **common)
-    validation = make_dataset(source, config.validation_split, config.image_size, augment=False, training=False, **common)
+    common = dict(global_batch_size=config.global_batch_size, seed=config.seed, cache=config.cache,
+                  resize_mode=config.resize_mode, scale_range=config.scale_range)
+    train = make_dataset(source, config.train_split, config.image_size, augment=_augment(config), training=True, **common)
+    validation_source, validation_split = _validation_source(config, source)
+    validation = make_dataset(validation_source, validation_split, config.image_size, augment=False, training=False, **common)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -29,7 +29,24 @@ from skyseg_tf.models import (  # noqa: E402
     list_models,
 )
 
+from skyseg_tf.presets import from_preset, list_presets  # noqa: E402
+
 import tfds_ade20k_outdoors  # noqa: E402,F401  (registers the TFDS builder)
+
+
+def predict_image(*args, **kwargs):
+    """Sky probabilities of one photo at its own resolution; see :func:`skyseg_tf.inference.predict_image`.
+
+    ``skyseg_tf.predict_image(photo)`` uses the pretrained model (``from_preset()``).
+
+    Example:
+        >>> import numpy as np
+        >>> predict_image(np.zeros((60, 80, 3), np.uint8)).shape
+        (60, 80)
+    """
+    from skyseg_tf.inference import predict_image as _predict_image
+
+    return _predict_image(*args, **kwargs)
 
 __all__ = [
     "__version__",
@@ -37,7 +54,10 @@ __all__ = [
     "build_deeplabv3plus",
     "build_model",
     "build_unet",
+    "from_preset",
     "list_models",
+    "list_presets",
     "losses",
     "metrics",
+    "predict_image",
 ]

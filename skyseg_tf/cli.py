@@ -59,8 +59,9 @@ def main():
 @click.option("--params/--no-params", default=False, help="Build each model to count its parameters (slow).")
 @_friendly_errors
 def models_command(params):
-    """List the model zoo's registry names."""
+    """List the model zoo's registry names and the pretrained presets."""
     import skyseg_tf
+    from skyseg_tf.presets import DEFAULT_PRESET, preset_info
 
     for name in skyseg_tf.list_models():
         if params:
@@ -68,6 +69,12 @@ def models_command(params):
             click.echo(f"{name:36s} {model.count_params():>12,d} parameters")
         else:
             click.echo(name)
+    click.echo("")
+    click.echo("Pretrained (skyseg_tf.from_preset(NAME); `skyseg predict` uses the default):")
+    for name in skyseg_tf.list_presets():
+        info = preset_info(name)
+        default = " (default)" if name == DEFAULT_PRESET else ""
+        click.echo(f"  {name}{default}: {info.get('description', info['model'])}")
 
 
 # ----------------------------------------------------------------------------- train
@@ -78,9 +85,22 @@ def models_command(params):
 @click.option("--data", help="'synthetic', 'ade20k_outdoors_sky[/kaggle|/scene_parse]' or 'folder'.")
 @click.option("--images", type=click.Path(exists=True, file_okay=False), help="Image folder (with --data folder).")
 @click.option("--masks", type=click.Path(exists=True, file_okay=False), help="Mask folder (with --data folder).")
+@click.option("--sky-value", "sky_values", type=int, multiple=True,
+              help="Label that means sky in label-map masks (repeat for several), e.g. 3 for ADE20K.")
+@click.option("--sky-color", "sky_colors", multiple=True,
+              help="R,G,B colour of sky in colour-coded label maps (repeat for several), e.g. 0,128,128.")
+@click.option("--file-list", type=click.Path(exists=True, dir_okay=False),
+              help="Train on the images named in this file (one per line, e.g. the dataset's train.txt).")
+@click.option("--val-images", type=click.Path(exists=True, file_okay=False), help="A separate validation image folder.")
+@click.option("--val-masks", type=click.Path(exists=True, file_okay=False), help="The masks of --val-images.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="TFDS data_dir for ade20k_outdoors_sky.")
 @click.option("--num-examples", type=int, help="Number of synthetic scenes (with --data synthetic).")
-@click.option("--image-size", help="HEIGHTxWIDTH the pipeline resizes to, e.g. 256x256.")
+@click.option("--image-size", help="HEIGHTxWIDTH the pipeline resizes (or crops) to, e.g. 256x256.")
+@click.option("--resize-mode", type=click.Choice(["resize", "crop", "short_side"]),
+              help="resize: whole image; crop: full-resolution crops; short_side: shorter side to "
+                   "min(image size), aspect kept, scale jitter and crops (for real photos).")
+@click.option("--augment-strength", type=click.Choice(["light", "default", "strong", "photo"]),
+              help="Augmentation preset; photo: exposure, tone curve, haze, vignetting, blur, noise, JPEG.")
 @click.option("--batch-size", "global_batch_size", type=int, help="Global batch size over all replicas.")
 @click.option("--epochs", type=int)
 @click.option("--steps-per-epoch", type=int)
@@ -100,7 +120,8 @@ def models_command(params):
 @click.option("--seed", type=int)
 @click.option("--verbose", type=click.IntRange(0, 2), help="1: progress bars (default), 2: a line per epoch.")
 @_friendly_errors
-def train_command(config_path, images, masks, data_dir, num_examples, image_size, encoder_weights, **flags):
+def train_command(config_path, images, masks, sky_values, sky_colors, file_list, data_dir, num_examples, image_size,
+                  encoder_weights, **flags):
     """Train a model with model.fit under a tf.distribute strategy.
 
     Flags override the config file. A run killed part-way resumes when started again with
@@ -115,7 +136,8 @@ def train_command(config_path, images, masks, data_dir, num_examples, image_size
     if encoder_weights is not None:
         changes["encoder_weights"] = None if encoder_weights.lower() == "none" else encoder_weights
     data_kwargs = dict(base.get("data_kwargs") or {})
-    for key, value in (("images", images), ("masks", masks), ("data_dir", data_dir), ("num_examples", num_examples)):
+    for key, value in (("images", images), ("masks", masks), ("data_dir", data_dir), ("num_examples", num_examples),
+                       ("file_list", file_list), *_label_options(sky_values, sky_colors).items()):
         if value is not None:
             data_kwargs[key] = value
     changes["data_kwargs"] = data_kwargs
@@ -132,11 +154,26 @@ def data_group():
     """Look at and generate data."""
 
 
-def _source_from_options(source, images, masks, data_dir, num_examples, render_size):
+def _label_options(sky_values, sky_colors) -> dict:
+    """``{"sky_value": ..., "sky_color": ...}`` from repeated --sky-value / --sky-color options."""
+    from skyseg_tf.data.folder import check_sky_color
+
+    options = {}
+    if sky_values:
+        options["sky_value"] = list(sky_values) if len(sky_values) > 1 else sky_values[0]
+    if sky_colors:
+        colours = [check_sky_color(text)[0].tolist() for text in sky_colors]
+        options["sky_color"] = colours if len(colours) > 1 else colours[0]
+    return options
+
+
+def _source_from_options(source, images, masks, data_dir, num_examples, render_size, sky_values=(), sky_colors=()):
     if source == "folder":
         if not (images and masks):
             raise ValueError("The folder source needs --images DIR and --masks DIR.")
-        return {"type": "folder", "images": images, "masks": masks}
+        return {"type": "folder", "images": images, "masks": masks, **_label_options(sky_values, sky_colors)}
+    if sky_values or sky_colors:
+        raise ValueError("--sky-value and --sky-color describe folder masks; use them with SOURCE=folder.")
     if source == "synthetic":
         spec = {"type": "synthetic", "num_examples": num_examples or 100}
         if render_size:
@@ -150,9 +187,12 @@ def _source_from_options(source, images, masks, data_dir, num_examples, render_s
 
 _SOURCE_OPTIONS = [
     click.argument("source"),
-    click.option("--split", default="train", show_default=True),
     click.option("--images", type=click.Path(exists=True, file_okay=False), help="Image folder (SOURCE=folder)."),
     click.option("--masks", type=click.Path(exists=True, file_okay=False), help="Mask folder (SOURCE=folder)."),
+    click.option("--sky-value", "sky_values", type=int, multiple=True,
+                 help="Label that means sky in label-map masks (repeat for several)."),
+    click.option("--sky-color", "sky_colors", multiple=True,
+                 help="R,G,B colour of sky in colour-coded label maps, e.g. 0,128,128 (repeatable)."),
     click.option("--data-dir", type=click.Path(file_okay=False), help="TFDS data_dir."),
     click.option("--num-examples", type=int, help="Synthetic scenes to draw from (SOURCE=synthetic)."),
     click.option("--render-size", help="HEIGHTxWIDTH of synthetic scenes."),
@@ -167,18 +207,21 @@ def _with_source_options(function):
 
 @data_group.command("preview")
 @_with_source_options
+@click.option("--split", default="train", show_default=True, help="train, validation or test.")
 @click.option("--out", default="preview.png", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--num", default=16, show_default=True, type=int)
 @click.option("--columns", default=4, show_default=True, type=int)
 @_friendly_errors
-def data_preview(source, split, images, masks, data_dir, num_examples, render_size, out, num, columns):
+def data_preview(source, split, images, masks, sky_values, sky_colors, data_dir, num_examples, render_size, out, num,
+                 columns):
     """Write a contact sheet (PNG grid of images with their sky masks) of SOURCE.
 
     SOURCE is synthetic, folder (with --images/--masks) or ade20k_outdoors_sky[/CONFIG].
     """
     from skyseg_tf.data import contact_sheet, load_source
 
-    spec = _source_from_options(source, images, masks, data_dir, num_examples, _parse_size(render_size))
+    spec = _source_from_options(source, images, masks, data_dir, num_examples, _parse_size(render_size),
+                                sky_values, sky_colors)
     path = contact_sheet(load_source(spec, split).take(num), out, num=num, columns=columns, title=f"{source} ({split})")
     click.echo(f"Wrote {path}")
 
@@ -198,9 +241,12 @@ def data_synthetic(out, num_examples, image_size, seed):
 
 # ----------------------------------------------------------------------------- evaluate
 @main.command("evaluate")
-@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("models", nargs=-1, required=True)
 @_with_source_options
-@click.option("--image-size", default="256x256", show_default=True, help="Model input size HEIGHTxWIDTH.")
+@click.option("--split", default="test", show_default=True, help="train, validation or test.")
+@click.option("--image-size", help="Score at this model input size HEIGHTxWIDTH. Default: each image predicted as "
+                                   "`skyseg predict` does (at the scale the model was trained at) and scored at its "
+                                   "own resolution.")
 @click.option("--batch-size", default=8, show_default=True, type=int)
 @click.option("--original-resolution/--input-resolution", default=False, show_default=True,
               help="Also score at each image's own resolution (predictions resized back).")
@@ -209,9 +255,10 @@ def data_synthetic(out, num_examples, image_size, seed):
 @click.option("--threshold", default=0.5, show_default=True, type=float)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write metrics.md, metrics.json and figures here.")
 @_friendly_errors
-def evaluate_command(models, source, split, images, masks, data_dir, num_examples, render_size, image_size,
-                     batch_size, original_resolution, max_examples, num_figures, threshold, out_dir):
-    """Score one or more saved models (.keras or SavedModel) on SOURCE, side by side.
+def evaluate_command(models, source, split, images, masks, sky_values, sky_colors, data_dir, num_examples,
+                     render_size, image_size, batch_size, original_resolution, max_examples, num_figures, threshold,
+                     out_dir):
+    """Score saved models (.keras, SavedModel or a preset name) on SOURCE, side by side.
 
     SOURCE is synthetic, folder (with --images/--masks) or ade20k_outdoors_sky[/CONFIG]. Prints
     the study's Table 1 (IoU, ROC AUC) with Dice, pixel accuracy, precision, recall, boundary
@@ -219,9 +266,10 @@ def evaluate_command(models, source, split, images, masks, data_dir, num_example
     """
     from skyseg_tf.evaluation import evaluate_models
 
-    spec = _source_from_options(source, images, masks, data_dir, num_examples, _parse_size(render_size))
+    spec = _source_from_options(source, images, masks, data_dir, num_examples, _parse_size(render_size),
+                                sky_values, sky_colors)
     report = evaluate_models(
-        list(models), spec, split=split if split != "train" else "test", image_size=_parse_size(image_size),
+        list(models), spec, split=split, image_size=_parse_size(image_size),
         batch_size=batch_size, original_resolution=original_resolution, max_examples=max_examples,
         out_dir=out_dir, num_figure_examples=num_figures, threshold=threshold,
     )
@@ -230,10 +278,27 @@ def evaluate_command(models, source, split, images, masks, data_dir, num_example
         click.echo(f"Wrote the report to {out_dir}")
 
 
+def _load_model_or_preset(model: str | None):
+    """A model from a path, a preset name, or (None) the default pretrained preset."""
+    from skyseg_tf.presets import DEFAULT_PRESET, from_preset, list_presets
+
+    if model is None:
+        return from_preset(DEFAULT_PRESET)
+    if not os.path.exists(model) and model in list_presets():
+        return from_preset(model)
+    if not os.path.exists(model):
+        raise FileNotFoundError(f"--model: {model!r} is neither a file or folder nor a preset "
+                                f"({', '.join(list_presets())}). Pass a .keras file, a SavedModel folder or a preset name.")
+    from skyseg_tf.inference import load_model
+
+    return load_model(model)
+
+
 # ----------------------------------------------------------------------------- predict
 @main.command("predict")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=".keras file or SavedModel folder.")
+@click.option("--model", "model_path", help=".keras file, SavedModel folder or preset name (default: the pretrained "
+                                           "sky_unet_mobilenet_v3; `skyseg models` lists the presets).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--save", default="mask,probability,overlay", show_default=True, help="Comma list of mask, probability, overlay.")
 @click.option("--input-size", help="Model input size HEIGHTxWIDTH for resize mode (default: automatic).")
@@ -255,12 +320,14 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
     INPUTS are image files or folders. Unreadable files are reported and skipped; the command
     exits with status 1 if any failed.
     """
-    from skyseg_tf.inference import load_model, predict_paths
+    from skyseg_tf.inference import predict_paths
     from skyseg_tf.models.optimize import optimize_if_possible
+    from skyseg_tf.preprocessing import attach, get
 
-    model = load_model(model_path)
+    model = _load_model_or_preset(model_path)
     if optimize:
-        model, _ = optimize_if_possible(model)
+        optimized, _ = optimize_if_possible(model)
+        model = attach(optimized, get(model))
     summary = predict_paths(
         model, list(inputs) if len(inputs) > 1 else inputs[0], out_dir,
         save=tuple(s.strip() for s in save.split(",") if s.strip()), input_size=_parse_size(input_size),
@@ -274,7 +341,7 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
 
 # ----------------------------------------------------------------------------- export
 @main.command("export")
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True, dir_okay=False), help="A .keras model.")
+@click.option("--model", "model_path", help="A .keras model or a preset name (default: the pretrained sky_unet_mobilenet_v3).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="TF Serving base folder.")
 @click.option("--version", default=1, show_default=True, type=int, help="Version subfolder written under --out.")
 @click.option("--image-size", help="Working size HEIGHTxWIDTH of the bytes signature (default: the model's).")
@@ -286,9 +353,8 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
 def export_command(model_path, out_dir, version, image_size, tflite, overwrite, optimize):
     """Export a SavedModel in TF Serving's layout (OUT/VERSION/), and optionally TFLite."""
     from skyseg_tf.export import check_tflite, export_saved_model, export_tflite
-    from skyseg_tf.inference import load_model
 
-    model = load_model(model_path)
+    model = _load_model_or_preset(model_path)
     size = _parse_size(image_size)
     path = export_saved_model(model, out_dir, version=version, image_size=size, overwrite=overwrite,
                               optimize=optimize)

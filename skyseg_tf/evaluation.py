@@ -41,6 +41,7 @@ import numpy as np
 
 from skyseg_tf.inference import as_predictor, model_name, resize_probabilities
 from skyseg_tf.metrics import DEFAULT_THRESHOLD, default_metrics
+from skyseg_tf.presets import list_presets
 
 METRIC_LABELS = {
     "iou": "IoU",
@@ -142,7 +143,11 @@ def _resolve(models):
         raise ValueError("model_paths_or_models: received an empty list; pass at least one model or path.")
     resolved = []
     for entry in models:
-        if isinstance(entry, (str, os.PathLike)):
+        if isinstance(entry, str) and not os.path.exists(entry) and entry in list_presets():
+            from skyseg_tf.presets import from_preset
+
+            resolved.append((entry, None, as_predictor(from_preset(entry))))
+        elif isinstance(entry, (str, os.PathLike)):
             path = pathlib.Path(entry)
             predictor = as_predictor(path)
             name = path.stem if path.is_file() else path.name
@@ -266,19 +271,83 @@ def _evaluate_one(name, path, predictor, make_batches, make_elements, threshold,
         worst=worst,
     )
     if out_dir is not None and num_figure_examples:
-        from skyseg_tf.visualization import prediction_grid
-
-        slug = _slug(name)
-        image, mask, probability, caption = zip(*examples)
-        evaluation.figures["examples"] = str(prediction_grid(
-            image, mask, probability, out_dir / f"examples_{slug}.png", captions=caption,
-            threshold=threshold, title=f"{name}: test examples"))
-        ranked = sorted(worst_heap, key=lambda item: (-item[0], -item[1]))
-        image, mask, probability, caption = zip(*(item[2:] for item in ranked))
-        evaluation.figures["worst"] = str(prediction_grid(
-            image, mask, probability, out_dir / f"worst_{slug}.png", captions=caption,
-            threshold=threshold, title=f"{name}: lowest IoU"))
+        _write_figures(evaluation, name, examples, worst_heap, out_dir, threshold)
     return evaluation
+
+
+def _evaluate_native(name, path, predictor, make_elements, threshold, num_figure_examples, out_dir, progress):
+    """Each image predicted the way ``predict_image`` does by default (the model's own scale),
+    scored at the image's own resolution: what a user of the model gets."""
+    from skyseg_tf.inference import predict_image
+
+    metrics = default_metrics(threshold=threshold)
+    per_image, examples, worst_heap = [], [], []
+    seconds = 0.0
+    iterator = make_elements().as_numpy_iterator()
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc=f"evaluate {name}", unit="image")
+    for order, element in enumerate(iterator):
+        image = element["image"]
+        truth = (element["segmentation_mask"][..., 0] > 0)
+        start = time.perf_counter()
+        probability = predict_image(predictor, image)
+        if order:  # the first call compiles
+            seconds += time.perf_counter() - start
+        for metric in metrics:
+            metric.update_state(truth[None, ..., None].astype(np.float32), probability[None, ..., None])
+        file_name = element["file_name"].decode("utf-8", "replace")
+        iou = _per_image_iou(truth, probability >= threshold)
+        per_image.append({"file_name": file_name, "iou": iou})
+        if num_figure_examples:
+            item = tuple(_thumbnail(a) for a in (image, truth.astype(np.float32), probability))
+            item = (item[0].astype(np.uint8), item[1], item[2])
+            caption = f"{file_name}  IoU {iou:.3f}"
+            if len(examples) < num_figure_examples:
+                examples.append((*item, caption))
+            heapq.heappush(worst_heap, (-iou, -order, *item, caption))
+            if len(worst_heap) > num_figure_examples:
+                heapq.heappop(worst_heap)
+    if not per_image:
+        raise ValueError("the source yielded no images for this split; check the source and split.")
+    timed = len(per_image) - 1
+    evaluation = ModelEvaluation(
+        name=name, path=path, metrics=_results(metrics), original_metrics=None,
+        images_per_second=timed / seconds if seconds > 0 else float("nan"),
+        num_images=len(per_image), per_image=per_image,
+        worst=sorted(per_image, key=lambda e: e["iou"])[:max(WORST_IN_TABLE, num_figure_examples)],
+    )
+    if out_dir is not None and num_figure_examples:
+        _write_figures(evaluation, name, examples, worst_heap, out_dir, threshold)
+    return evaluation
+
+
+_THUMBNAIL = (192, 256)
+"""Size of the figure rows when images of several sizes are shown side by side."""
+
+
+def _thumbnail(array):
+    import cv2
+
+    height, width = _THUMBNAIL
+    interpolation = cv2.INTER_AREA if array.shape[0] > height else cv2.INTER_LINEAR
+    return cv2.resize(np.asarray(array, np.float32), (width, height), interpolation=interpolation)
+
+
+def _write_figures(evaluation, name, examples, worst_heap, out_dir, threshold):
+    from skyseg_tf.visualization import prediction_grid
+
+    slug = _slug(name)
+    image, mask, probability, caption = zip(*examples)
+    evaluation.figures["examples"] = str(prediction_grid(
+        image, mask, probability, out_dir / f"examples_{slug}.png", captions=caption,
+        threshold=threshold, title=f"{name}: test examples"))
+    ranked = sorted(worst_heap, key=lambda item: (-item[0], -item[1]))
+    image, mask, probability, caption = zip(*(item[2:] for item in ranked))
+    evaluation.figures["worst"] = str(prediction_grid(
+        image, mask, probability, out_dir / f"worst_{slug}.png", captions=caption,
+        threshold=threshold, title=f"{name}: lowest IoU"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,13 +379,20 @@ def format_markdown(models: Sequence[ModelEvaluation], settings: dict) -> str:
     described = ", ".join(f"{key}: {value}" for key, value in settings.items()
                           if key in ("source", "split", "num_images", "threshold"))
     lines += [described, ""]
-    lines += [f"## At the model input size ({size[0]}x{size[1]})" if size else "## At the model input size", ""]
+    if isinstance(size, str):
+        lines += ["## At each image's own resolution, each model at its own scale", "",
+                  "Every image predicted as predict_image does by default (the scale the model was "
+                  "trained at), probabilities resized back to the image; native masks.", ""]
+    else:
+        lines += [f"## At the model input size ({size[0]}x{size[1]})" if size else "## At the model input size", ""]
     lines += _table(models, "metrics")
     if any(model.original_metrics is not None for model in models):
         lines += ["", "## At each image's original resolution",
                   "", "Predictions resized back bilinearly, then thresholded; native masks.", ""]
         lines += _table([m for m in models if m.original_metrics is not None], "original_metrics")
-    lines += ["", "images/s: forward passes only (data loading and compilation excluded).", ""]
+    lines += ["", "images/s: " + ("predict_image calls (resize, forward pass, resize back; decoding and "
+                                  "the first, compiling call excluded)." if isinstance(size, str) else
+                                  "forward passes only (data loading and compilation excluded)."), ""]
     for model in models:
         lines += [f"## Worst images: {model.name}", "", "| file | IoU |" + (
             " IoU (original) |" if model.original_metrics is not None else ""),
@@ -332,7 +408,7 @@ def evaluate_models(
     model_paths_or_models: Any,
     source: Any,
     split: str = "test",
-    image_size: int | Sequence[int] = (256, 256),
+    image_size: int | Sequence[int] | None = (256, 256),
     batch_size: int = 8,
     original_resolution: bool = False,
     max_examples: int | None = None,
@@ -351,7 +427,10 @@ def evaluate_models(
             ``"ade20k_outdoors_sky"``, ``("folder", images_dir, masks_dir)``, a dict, or a
             ``tf.data.Dataset`` of element dicts.
         split: The split to evaluate (TFDS sources also take slices such as ``"test[:100]"``).
-        image_size: ``(height, width)`` (or one int) the models see, divisible by their stride.
+        image_size: ``(height, width)`` (or one int) the models see, divisible by their stride;
+            or ``None``: each image is predicted as :func:`skyseg_tf.inference.predict_image`
+            does by default (at the scale the model was trained at, when it records one, e.g.
+            a preset) and scored at its own resolution: the figure a user of the model gets.
         batch_size: Images per forward pass.
         original_resolution: Also compute every metric at each image's original resolution.
         max_examples: Evaluate only the first ``max_examples`` images.
@@ -382,7 +461,8 @@ def evaluate_models(
     from skyseg_tf.data import load_source, make_dataset
     from skyseg_tf.inference import _check_positive, _check_size_pair
 
-    size = _check_size_pair("image_size", image_size)
+    native = image_size is None
+    size = None if native else _check_size_pair("image_size", image_size)
     batch_size = _check_positive("batch_size", batch_size)
     if max_examples is not None:
         max_examples = _check_positive("max_examples", max_examples)
@@ -394,9 +474,9 @@ def evaluate_models(
         raise TypeError(f"original_resolution: received {original_resolution!r}; pass True or False.")
     source_kwargs = dict(source_kwargs or {})
     if _renders_synthetic_without_size(source):
-        source_kwargs.setdefault("image_size", size)
+        source_kwargs.setdefault("image_size", size or (256, 256))
     models = _resolve(model_paths_or_models)
-    for name, _, predictor in models:
+    for name, _, predictor in ([] if native else models):
         if size[0] % predictor.stride or size[1] % predictor.stride:
             fixed = tuple(-(-v // predictor.stride) * predictor.stride for v in size)
             raise ValueError(
@@ -423,15 +503,19 @@ def evaluate_models(
     if out_dir is not None:
         out = pathlib.Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-    evaluations = [
-        _evaluate_one(name, path, predictor, make_batches, make_elements, threshold, original_resolution,
-                      num_figure_examples, out, progress)
-        for name, path, predictor in models
-    ]
+    if native:
+        evaluations = [_evaluate_native(name, path, predictor, make_elements, threshold, num_figure_examples,
+                                        out, progress) for name, path, predictor in models]
+    else:
+        evaluations = [
+            _evaluate_one(name, path, predictor, make_batches, make_elements, threshold, original_resolution,
+                          num_figure_examples, out, progress)
+            for name, path, predictor in models
+        ]
     settings = {
         "source": source if isinstance(source, (str, list, tuple, dict)) else type(source).__name__,
         "split": split,
-        "image_size": list(size),
+        "image_size": list(size) if size else "each model's own scale, scored at each image's resolution",
         "num_images": evaluations[0].num_images,
         "threshold": threshold,
         "batch_size": batch_size,

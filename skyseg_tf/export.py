@@ -62,6 +62,7 @@ from skyseg_tf.inference import (
     resize_images,
     resize_probabilities,
 )
+from skyseg_tf import preprocessing
 from skyseg_tf.losses import sky_probability
 from skyseg_tf.metrics import DEFAULT_THRESHOLD
 
@@ -144,12 +145,17 @@ def _check_encoded(data, index):
     )
 
 
-def _bytes_endpoint(model, size, threshold):
+def _bytes_endpoint(model, size, threshold, short_side=False):
     def predict_one(data, index):
         with tf.control_dependencies([_check_encoded(data, index)]):
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
         original = tf.shape(image)[:2]
-        resized = resize_images(image[None], size)
+        if short_side:  # the shorter side to min(size), aspect kept, as predict_image does
+            scale = float(min(size)) / tf.cast(tf.reduce_min(original), tf.float32)
+            working = tf.maximum(tf.cast(tf.round(tf.cast(original, tf.float32) * scale), tf.int32), 1)
+        else:
+            working = size
+        resized = resize_images(image[None], working)
         low = _sky(model, resized)
         return resize_probabilities(low, original)[0], original
 
@@ -206,8 +212,10 @@ def export_saved_model(
         out_dir: The model's base folder (mount it as ``/models/<name>`` in TF Serving).
         version: Version number, the sub-folder name; TF Serving serves the highest.
         image_size: ``(height, width)`` that ``serving_bytes`` resizes images to (the training
-            size). Default: the model's fixed input size, else
-            ``skyseg_tf.inference.DEFAULT_INPUT_SIZE``.
+            size). Default: the scale the model records (:mod:`skyseg_tf.preprocessing`; for
+            ``"short_side"`` models, such as the presets, each image's shorter side is resized
+            to ``min(image_size)`` with its aspect ratio kept), else the model's fixed input
+            size, else ``skyseg_tf.inference.DEFAULT_INPUT_SIZE``. Recorded in the info file.
         threshold: Probability at or above which ``sky_mask`` is 1.
         overwrite: Replace an existing ``out_dir/<version>`` (otherwise an error).
         optimize: Export :func:`skyseg_tf.models.optimize.optimize_for_inference`'s rewrite
@@ -237,7 +245,14 @@ def export_saved_model(
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 1:
         raise ValueError(f"threshold: received {threshold!r}; pass a probability in [0, 1].")
     stride = model_stride(model)
-    size = _working_size(model, image_size)
+    recorded = preprocessing.get(model) if image_size is None else None
+    if recorded is not None and recorded.resize_mode != "crop":
+        size = recorded.image_size
+        short_side = recorded.resize_mode == "short_side"
+    else:
+        size = _working_size(model, image_size)
+        short_side = False
+    served = preprocessing.Preprocessing("short_side" if short_side else "resize", tuple(size))
     target = pathlib.Path(out_dir) / str(int(version))
     if target.exists() and any(target.iterdir()):
         if not overwrite:
@@ -263,7 +278,7 @@ def export_saved_model(
     )
     archive.add_endpoint(
         SERVING_BYTES,
-        _bytes_endpoint(model, size, float(threshold)),
+        _bytes_endpoint(model, size, float(threshold), short_side),
         input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)],
     )
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -271,6 +286,7 @@ def export_saved_model(
     info = {
         "model_name": model.name,
         "image_size": list(size),
+        "preprocessing": served.to_dict(),
         "stride": stride,
         "threshold": float(threshold),
         "optimized_for_inference": bool(optimize),
@@ -418,8 +434,9 @@ def check_saved_model(model, export_dir: str | os.PathLike, image_size: int | Se
     """Compares both signatures of a SavedModel export with its Keras model, in this process.
 
     ``serving_default`` is compared with the Keras model on synthetic scenes of ``image_size``;
-    ``serving_bytes`` on the same scenes encoded as PNG (lossless) with
-    ``predict_image(model, image, input_size=<export size>, mode="resize")``.
+    ``serving_bytes`` on the same scenes encoded as PNG (lossless) with ``predict_image`` at
+    the export's working scale (``input_size=<export size>``, or the shorter side resized to it
+    for ``"short_side"`` exports).
 
     Returns:
         ``{"serving_default": max abs diff, "serving_bytes": max abs diff}``.
@@ -447,10 +464,17 @@ def check_saved_model(model, export_dir: str | os.PathLike, image_size: int | Se
         Image.fromarray(image).save(buffer, format="PNG")
         encoded.append(buffer.getvalue())
     outputs = loaded.signatures[SERVING_BYTES](**{BYTES_INPUT: tf.constant(encoded)})
-    export_size = tuple(read_export_info(export_dir)["image_size"])
+    info = read_export_info(export_dir)
+    export_size = tuple(info["image_size"])
+    short_side = info.get("preprocessing", {}).get("resize_mode") == "short_side"
+    if short_side:  # the scale the export serves at, whatever the model object records
+        from skyseg_tf.inference import SkyPredictor
+
+        predictor = SkyPredictor(model)
+        predictor.preprocessing = preprocessing.Preprocessing("short_side", export_size)
     bytes_diff = 0.0
     for k, image in enumerate(images.astype(np.uint8)):
-        expected = predict_image(predictor, image, input_size=export_size, mode="resize")
+        expected = predict_image(predictor, image, input_size=None if short_side else export_size, mode="resize")
         actual = outputs[PROBABILITY_OUTPUT].numpy()[k, : image.shape[0], : image.shape[1], 0]
         bytes_diff = max(bytes_diff, float(np.abs(actual - expected).max()))
     return {SERVING_DEFAULT: default_diff, SERVING_BYTES: bytes_diff}

@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from skyseg_tf import preprocessing
 from skyseg_tf.losses import sky_probability
 from skyseg_tf.metrics import DEFAULT_THRESHOLD
 
@@ -138,11 +139,24 @@ def load_model(path: str | os.PathLike):
                 f"model: {str(path)!r} is a file but not a .keras or .h5 model. Pass a .keras "
                 "file or a SavedModel folder."
             )
-        return keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False)
+        return preprocessing.attach(model, preprocessing.read_from_keras_file(path))
     saved_model_dir = _find_saved_model_dir(path)
-    return keras.layers.TFSMLayer(
+    layer = keras.layers.TFSMLayer(
         str(saved_model_dir), call_endpoint="serving_default", name=f"saved_model_{path.name}"
     )
+    return preprocessing.attach(layer, _saved_model_preprocessing(saved_model_dir))
+
+
+def _saved_model_preprocessing(saved_model_dir: pathlib.Path):
+    """The preprocessing an export recorded in its info file, if any."""
+    import json
+
+    info = saved_model_dir / "assets.extra" / "skyseg.json"
+    if not info.is_file():
+        return None
+    record = json.loads(info.read_text()).get("preprocessing")
+    return preprocessing.Preprocessing.from_dict(record) if record else None
 
 
 def _find_saved_model_dir(path: pathlib.Path) -> pathlib.Path:
@@ -243,6 +257,7 @@ class SkyPredictor:
         self.stride = model_stride(model)
         self.input_size = model_input_size(model)
         self.name = model_name(model)
+        self.preprocessing = preprocessing.get(model)
         self._function = tf.function(self._predict, autograph=False)
 
     def _predict(self, images):
@@ -274,18 +289,40 @@ def _takes_training(model) -> bool:
     return isinstance(model, keras.Model)
 
 
+_PREDICTOR_ATTRIBUTE = "_skyseg_predictor"
+"""Where a model keeps its :class:`SkyPredictor`, so calls in a loop reuse its compiled functions
+(an attribute, not a global cache: the predictor lives and dies with its model)."""
+
+
 def as_predictor(model) -> SkyPredictor:
     """Wraps a model (or a path to one) in a :class:`SkyPredictor`; predictors pass through.
 
+    The same model object gets the same predictor on every call (and so its compiled
+    ``tf.function``), as long as the model lives. ``None`` means the pretrained
+    :data:`skyseg_tf.presets.DEFAULT_PRESET`.
+
     Example:
-        >>> as_predictor(as_predictor(lambda x: x[..., :1] / 255.0)).stride
-        32
+        >>> model = lambda x: x[..., :1] / 255.0
+        >>> as_predictor(model) is as_predictor(model), as_predictor(as_predictor(model)).stride
+        (True, 32)
     """
     if isinstance(model, SkyPredictor):
         return model
+    if model is None:
+        from skyseg_tf.presets import DEFAULT_PRESET, from_preset
+
+        model = from_preset(DEFAULT_PRESET)
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
-    return SkyPredictor(model)
+    predictor = getattr(model, _PREDICTOR_ATTRIBUTE, None)
+    if not isinstance(predictor, SkyPredictor) or predictor.model is not model or (
+            predictor.preprocessing is not preprocessing.get(model)):
+        predictor = SkyPredictor(model)
+        try:
+            object.__setattr__(model, _PREDICTOR_ATTRIBUTE, predictor)
+        except AttributeError:  # objects without attributes: no reuse
+            pass
+    return predictor
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,6 +538,11 @@ def _as_rgb(image) -> np.ndarray:
     return array
 
 
+def _is_model_like(value) -> bool:
+    """Whether ``predict_image``'s first argument is a model rather than an image."""
+    return callable(value) or isinstance(value, (str, os.PathLike, SkyPredictor))
+
+
 def _tile_starts(length: int, tile: int, step: int) -> list[int]:
     if length <= tile:
         return [0]
@@ -571,6 +613,8 @@ def resolve_mode(mode: str, image_shape: Sequence[int], predictor: SkyPredictor,
         raise ValueError(f"mode: received {mode!r}; valid modes are {MODES}.")
     if mode != "auto":
         return mode
+    if predictor.preprocessing is not None:  # the scale the model was trained at
+        return "tile" if predictor.preprocessing.resize_mode == "crop" else "resize"
     height, width = image_shape[:2]
     if predictor.input_size is None and height <= tile_size and width <= tile_size:
         return "tile"
@@ -578,8 +622,8 @@ def resolve_mode(mode: str, image_shape: Sequence[int], predictor: SkyPredictor,
 
 
 def predict_image(
-    model,
-    image,
+    model=None,
+    image=None,
     input_size: int | Sequence[int] | None = None,
     mode: str = "auto",
     tile_size: int = DEFAULT_TILE_SIZE,
@@ -594,15 +638,20 @@ def predict_image(
 
     See the module docstring for the modes and the ``"auto"`` rule.
 
+    ``predict_image(photo)`` (one array argument) uses the pretrained model
+    (:data:`skyseg_tf.presets.DEFAULT_PRESET`, loaded once per process).
+
     Args:
-        model: A ``keras.Model``, a model loaded with :func:`load_model`, a path to one, or a
-            :class:`SkyPredictor`. For many images, pass a :class:`SkyPredictor` (or the same
-            model object) so compiled functions are reused.
+        model: A ``keras.Model``, a model loaded with :func:`load_model` or
+            :func:`skyseg_tf.from_preset`, a path to one, or a :class:`SkyPredictor`; ``None``
+            for the pretrained model. The same model object reuses its compiled functions.
         image: RGB ``uint8`` ``[H, W, 3]`` of any size (floats in ``[0, 255]``, grayscale
             ``[H, W]`` and RGBA are converted).
         input_size: ``(height, width)`` (or one int) the image is resized to in ``"resize"``
-            mode: the model's training size. Default: the model's fixed input size, else
-            :data:`DEFAULT_INPUT_SIZE`. Sizes not divisible by the stride are padded.
+            mode. Default: the scale the model was trained at, when it records one
+            (:mod:`skyseg_tf.preprocessing`; e.g. the shorter side to 256 pixels, aspect ratio
+            kept), else the model's fixed input size, else :data:`DEFAULT_INPUT_SIZE`. Sizes not
+            divisible by the stride are padded.
         mode: ``"auto"``, ``"resize"`` or ``"tile"``.
         tile_size: Tile side in ``"tile"`` mode, divisible by the model's stride; also the size
             up to which ``"auto"`` predicts at native resolution.
@@ -627,6 +676,11 @@ def predict_image(
         >>> predict_image(model, image, mode="tile", tile_size=128, overlap=32).shape
         (300, 200)
     """
+    if image is None and model is not None and not _is_model_like(model):
+        model, image = None, model  # predict_image(photo)
+    if image is None:
+        raise ValueError("image: missing; call predict_image(photo) or predict_image(model, photo) "
+                         "with an RGB array [H, W, 3].")
     predictor = as_predictor(model)
     image = _as_rgb(image)
     input_size = _check_size_pair("input_size", input_size)
@@ -657,7 +711,10 @@ def predict_image(
         probability = _predict_native(predictor, image, tile_size, overlap, batch_size, progress)
         scale = 1.0
     else:
-        size = input_size or predictor.input_size or DEFAULT_INPUT_SIZE
+        size = input_size or predictor.input_size
+        if size is None and predictor.preprocessing is not None:
+            size = predictor.preprocessing.working_size(image.shape) or DEFAULT_INPUT_SIZE
+        size = size or DEFAULT_INPUT_SIZE
         resized = resize_images(image[None], size)
         low = predictor(resized)
         probability = resize_probabilities(low[..., None], (height, width)).numpy()[0, ..., 0]

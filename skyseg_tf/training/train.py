@@ -365,6 +365,8 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
     history = read_history(os.path.join(run_dir, HISTORY_CSV))
     with open(os.path.join(run_dir, HISTORY_JSON), "w", encoding="utf-8") as handle:
         json.dump(history, handle, indent=2)
+    if chief and os.path.isfile(os.path.join(run_dir, BEST_MODEL)):
+        finalize_best_model(run_dir, config)
     if chief and history:
         plot_training_curves(history, os.path.join(run_dir, CURVES_PNG), title=config.model)
     best = max(history.get(MONITOR, [float("nan")]))
@@ -375,6 +377,51 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
         best_val_iou=best,
         epochs_completed=len(history.get("epoch", [])),
     )
+
+
+def finalize_best_model(run_dir: str, config: TrainConfig | None = None) -> str:
+    """Makes ``run_dir/best.keras`` the model as built, with its preprocessing recorded.
+
+    A fast-trained checkpoint holds the training rewrites (fused BatchNorms, split upsampling
+    convs); they are mapped back onto ``build_model(config.model, **config.model_kwargs)``
+    (same numbers, checked on a random batch), so the file matches the architecture layer by
+    layer. The training scale (``resize_mode``, ``image_size``) is written into the file, so
+    ``predict_image``, ``skyseg evaluate`` and ``skyseg export`` run the model at that scale.
+    Runs at the end of :func:`train`; call it on a run directory of an older version.
+
+    Args:
+        run_dir: The run directory.
+        config: Its config; default: ``run_dir/config.json``.
+
+    Returns:
+        The path of ``best.keras``.
+
+    Example:
+        >>> finalize_best_model("/nonexistent")  # doctest: +SKIP
+    """
+    from skyseg_tf.models.optimize import FusedBatchNormalization, NearestUpsampleConv2D, restore_canonical
+    from skyseg_tf.preprocessing import Preprocessing, write_to_keras_file
+
+    if config is None:
+        config = TrainConfig.from_file(os.path.join(run_dir, "config.json"))
+    path = os.path.join(run_dir, BEST_MODEL)
+    model = keras.saving.load_model(path, compile=False)
+    rewritten = any(isinstance(layer, (FusedBatchNormalization, NearestUpsampleConv2D))
+                    for layer in _all_layers(model))
+    if rewritten:
+        built = build_model(config.model, encoder_weights=None, **config.model_kwargs)
+        if config.bn_momentum is not None:
+            set_batch_norm_momentum(built, config.bn_momentum)
+        restore_canonical(model, built).save(path)
+    write_to_keras_file(path, Preprocessing(config.resize_mode, tuple(config.image_size)))
+    return path
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
 
 
 @contextlib.contextmanager

@@ -45,10 +45,18 @@ def test_one_epoch_on_one_device_writes_the_run_directory(tmp_path):
     with open(os.path.join(result.run_dir, "config.json")) as handle:
         assert json.load(handle)["model"] == "unet_mobilenet_v3_large"
     assert result.epochs_completed == 1
-    # fast_training (the default): fused BatchNorms; a batch of 4 keeps the upsampling convs.
-    layers = _all_layer_types(load_model(result.best_model_path))
-    assert "FusedBatchNormalization" in layers and "BatchNormalization" not in layers
-    assert "NearestUpsampleConv2D" not in layers and "UpSampling2D" in layers
+    # fast_training (the default) trained fused BatchNorms, but best.keras is the model as built,
+    # layer by layer, and records the scale it was trained at.
+    from skyseg_tf import preprocessing
+    from skyseg_tf.models import build_model
+
+    best = load_model(result.best_model_path)
+    layers = _all_layer_types(best)
+    assert "FusedBatchNormalization" not in layers and "BatchNormalization" in layers
+    built = build_model("unet_mobilenet_v3_large", encoder_weights=None)
+    assert [layer.name for layer in best.layers] == [layer.name for layer in built.layers]
+    assert [type(layer) for layer in best.layers] == [type(layer) for layer in built.layers]
+    assert preprocessing.get(best) == preprocessing.Preprocessing("resize", (64, 64))
 
 
 def _all_layer_types(model):
@@ -66,10 +74,14 @@ def test_fast_training_splits_upsampling_convs_from_a_batch_of_8_and_can_be_turn
     eight = {**TINY, "data_kwargs": {"num_examples": 30, "render_size": [64, 64]}, "global_batch_size": 8,
              "steps_per_epoch": 2, "validation_steps": 1}
     fast = train({**eight, "run_dir": str(tmp_path / "fast")})
-    assert "NearestUpsampleConv2D" in _all_layer_types(load_model(fast.best_model_path))
+    with open(os.path.join(fast.run_dir, "model_rewrites.json")) as handle:
+        assert json.load(handle) == {"fused_batch_norms": True, "split_upsampling": True}
+    # Saved as built: the split convs are joined again.
+    layers = _all_layer_types(load_model(fast.best_model_path))
+    assert "NearestUpsampleConv2D" not in layers and "FusedBatchNormalization" not in layers
     plain = train({**eight, "fast_training": False, "run_dir": str(tmp_path / "plain")})
-    layers = _all_layer_types(load_model(plain.best_model_path))
-    assert "FusedBatchNormalization" not in layers and "NearestUpsampleConv2D" not in layers
+    with open(os.path.join(plain.run_dir, "model_rewrites.json")) as handle:
+        assert json.load(handle) == {"fused_batch_norms": False, "split_upsampling": False}
 
 
 def test_freezing_the_encoder_trains_the_decoder_only_first(tmp_path):
@@ -266,4 +278,57 @@ def test_a_resumed_run_keeps_the_model_rewrites_its_backup_was_written_with(tmp_
     # the run keeps them, loads the backup and finishes.
     result = train({**TINY, "epochs": 2, "run_dir": run_dir})
     assert result.history["epoch"] == [0, 1]
+    with open(os.path.join(run_dir, "model_rewrites.json")) as handle:
+        assert json.load(handle) == {"fused_batch_norms": False, "split_upsampling": False}
     assert "FusedBatchNormalization" not in _all_layer_types(load_model(result.best_model_path))
+
+
+def test_restore_canonical_gives_the_trained_outputs_in_the_built_architecture():
+    from skyseg_tf.models import build_model
+    from skyseg_tf.models.optimize import optimize_for_training, restore_canonical
+
+    def build():
+        return build_model("unet_mobilenet_v3_large", encoder_weights=None, decoder_filters=(32, 16, 16, 8, 8))
+
+    trained = optimize_for_training(build())
+    rng = np.random.default_rng(0)
+    for variable in trained.weights:  # weights unlike any fresh model's
+        variable.assign(rng.normal(0.0, 0.05, variable.shape).astype("float32")
+                        + (1.0 if "variance" in variable.path else 0.0))
+    restored = restore_canonical(trained, build())
+    images = rng.uniform(0, 255, (2, 64, 96, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(restored(images)), np.asarray(trained(images)), atol=1e-5)
+    with pytest.raises(ValueError, match="counterpart|differ|shape"):
+        restore_canonical(trained, build_model("unet_mobilenet_v3_large", encoder_weights=None))
+
+
+def test_real_photo_options_mix_val_folder_and_errors_before_anything_is_written(tmp_path):
+    from test_real_data import SKY, _colour_folder
+
+    images, labels, _ = _colour_folder(tmp_path / "train", count=6, size=(64, 96))
+    val_images, val_masks, _ = _colour_folder(tmp_path / "val", count=3, size=(64, 96))
+    config = {**TINY, "data": "mix", "image_size": [64, 64], "resize_mode": "short_side", "scale_range": [1.0, 1.3],
+              "augment_strength": "photo", "steps_per_epoch": 2, "val_images": str(val_images),
+              "val_masks": str(val_masks), "data_kwargs": {"sources": [
+                  {"type": "folder", "images": str(images), "masks": str(labels), "sky_color": list(SKY),
+                   "split": None, "weight": 0.7},
+                  {"type": "synthetic", "num_examples": 10, "image_size": [64, 96], "weight": 0.3}]}}
+    result = train({**config, "run_dir": str(tmp_path / "run")})
+    _assert_finite_history(result.history, 1)
+    from skyseg_tf import preprocessing
+
+    assert preprocessing.get(load_model(result.best_model_path)) == preprocessing.Preprocessing("short_side", (64, 64))
+    # A wrong colour: one error naming the colours found; nothing written.
+    bad = {**config, "data_kwargs": {"sources": [{**config["data_kwargs"]["sources"][0], "sky_color": [1, 2, 3]}]}}
+    with pytest.raises(ValueError, match=r"\(0, 128, 128\)"):
+        train({**bad, "run_dir": str(tmp_path / "bad")})
+    assert not (tmp_path / "bad").exists()
+    # A validation folder with an unmatched file.
+    (val_images / "extra.jpg").write_bytes((val_images / "p0.jpg").read_bytes())
+    with pytest.raises(ValueError, match="extra.jpg"):
+        train({**config, "run_dir": str(tmp_path / "bad2")})
+    assert not (tmp_path / "bad2").exists()
+    with pytest.raises(ConfigError, match="steps_per_epoch"):
+        TrainConfig.from_dict({**config, "steps_per_epoch": None})
+    with pytest.raises(ConfigError, match="val_masks"):
+        TrainConfig.from_dict({**config, "val_masks": None})

@@ -339,6 +339,10 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
     strategy = strategy or get_distribution_strategy(config.strategy)
     chief = is_chief(strategy)
     run_dir = _worker_run_dir(config, strategy, chief)
+    # The data sources check their files (unmatched names, a wrong sky colour...) here, before
+    # anything is written.
+    keras.utils.set_random_seed(config.seed)
+    train_data, validation_data = _datasets(config, strategy)
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as handle:
         json.dump(config.to_dict(), handle, indent=2)
@@ -348,7 +352,6 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
         keras.config.set_dtype_policy("mixed_float16")
     try:
         keras.utils.set_random_seed(config.seed)
-        train_data, validation_data = _datasets(config, strategy)
         with strategy.scope():
             model = build_model(config.model, encoder_weights=config.encoder_weights, **config.model_kwargs)
             if config.bn_momentum is not None:

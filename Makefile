@@ -2,7 +2,7 @@
 # Both create or reuse the virtual environment in .venv and install what they need into it.
 PYTHON ?= python3
 VENV ?= .venv
-EXTRAS ?= cpu,test,sm
+EXTRAS ?= cpu,test,sm,demo
 comma := ,
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))

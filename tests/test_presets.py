@@ -1,0 +1,127 @@
+"""The pretrained model shipped in the package: loading, its masks on real photos, its defaults."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import skyseg_tf
+from conftest import run_python
+from skyseg_tf import preprocessing
+from skyseg_tf.presets import DEFAULT_PRESET, WEIGHTS_FILE, from_preset, list_presets, preset_info, save_preset
+
+skimage_data = pytest.importorskip("skimage.data")
+
+# Regions labelled by hand on scikit-image's photos, as (top, bottom, left, right) in pixels.
+ROCKET_SKY = (30, 110, 230, 290)  # between the left tower and the rocket's nose, dusk sky
+ROCKET_GROUND = (405, 427, 220, 300)  # the launch platform
+CAMERA_SKY = (10, 60, 10, 150)  # overcast sky, top left (a grayscale photo)
+CAMERA_GRASS = (400, 500, 350, 500)  # the lawn
+
+
+def _region(probability, box):
+    top, bottom, left, right = box
+    return float(probability[top:bottom, left:right].mean())
+
+
+@pytest.fixture(scope="module")
+def model():
+    return from_preset(DEFAULT_PRESET)
+
+
+def test_listed_and_small():
+    assert DEFAULT_PRESET in list_presets() and list_presets("nothing*") == []
+    info = preset_info(DEFAULT_PRESET)
+    assert info["model"] in skyseg_tf.list_models()
+    assert "non-commercial" in info["licence"]
+    size = os.path.getsize(os.path.join(os.path.dirname(skyseg_tf.presets.__file__), DEFAULT_PRESET, WEIGHTS_FILE))
+    assert size <= 12 * 2**20
+    with pytest.raises(ValueError, match="sky_unet_mobilenet_v3"):
+        from_preset("no_such_preset")
+
+
+def test_masks_on_real_photos(model):
+    rocket = skimage_data.rocket()
+    probability = skyseg_tf.predict_image(model, rocket)
+    assert probability.shape == rocket.shape[:2]
+    assert _region(probability, ROCKET_SKY) > 0.8
+    assert _region(probability, ROCKET_GROUND) < 0.3
+    camera = np.repeat(skimage_data.camera()[..., None], 3, axis=-1)
+    probability = skyseg_tf.predict_image(model, camera)
+    assert _region(probability, CAMERA_SKY) > 0.7
+    assert _region(probability, CAMERA_GRASS) < 0.2
+
+
+def test_no_sky_in_photos_without_sky(model):
+    for name in ("coffee", "chelsea"):
+        probability = skyseg_tf.predict_image(model, getattr(skimage_data, name)())
+        assert (probability >= 0.5).mean() < 0.05, name
+
+
+def test_predict_image_default_is_the_preset_at_its_own_scale(model):
+    rocket = skimage_data.rocket()
+    default = skyseg_tf.predict_image(rocket)
+    np.testing.assert_allclose(default, skyseg_tf.predict_image(model, rocket), atol=1e-5)
+    # The model runs with its shorter side at the trained size, not at native resolution.
+    prep = preprocessing.get(model)
+    assert prep.resize_mode == "short_side"
+    seen = []
+
+    class Spy:
+        name = model.name
+
+        def __call__(self, images, training=False):
+            seen.append(tuple(images.shape[1:3]))
+            return model(images, training=training)
+
+    spy = preprocessing.attach(Spy(), prep)
+    skyseg_tf.predict_image(spy, rocket)
+    short = min(prep.image_size)
+    assert seen == [(short, -(-round(640 * short / 427) // 32) * 32)]
+
+
+def test_save_preset_round_trip(tmp_path, model):
+    """A preset written by save_preset loads back with the same outputs (float16 kernels)."""
+    rocket = skimage_data.rocket().astype(np.float32)[None, :416, :640]
+    reference = np.asarray(model(rocket))
+    folder = save_preset(model, tmp_path / "again", model_name=preset_info(DEFAULT_PRESET)["model"],
+                         model_kwargs=preset_info(DEFAULT_PRESET)["model_kwargs"],
+                         preprocessing=preprocessing.get(model))
+    np.testing.assert_allclose(np.asarray(from_preset(str(folder))(rocket)), reference, atol=1e-5)
+
+
+def test_loads_in_a_fresh_process_and_masks_a_real_photo():
+    code = (
+        "import numpy as np, skyseg_tf\n"
+        "from skimage import data\n"
+        "p = skyseg_tf.predict_image(data.rocket())\n"
+        f"print(float(p[{ROCKET_SKY[0]}:{ROCKET_SKY[1]}, {ROCKET_SKY[2]}:{ROCKET_SKY[3]}].mean()))\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.strip().splitlines()[-1]) > 0.8
+
+
+def test_cli_predict_models_and_export_default_to_the_preset(tmp_path):
+    from skyseg_tf.cli import main
+
+    photo = tmp_path / "rocket.jpg"
+    Image.fromarray(skimage_data.rocket()).save(photo, quality=95)
+    result = CliRunner().invoke(main, ["predict", str(photo), "--out", str(tmp_path / "out"), "--save", "mask"])
+    assert result.exit_code == 0, result.output
+    mask = np.asarray(Image.open(tmp_path / "out" / "rocket_mask.png")) > 127
+    assert mask.shape == (427, 640)
+    assert _region(mask, ROCKET_SKY) > 0.8 and _region(mask, ROCKET_GROUND) < 0.3
+    listing = CliRunner().invoke(main, ["models"])
+    assert f"{DEFAULT_PRESET} (default)" in listing.output
+    export = CliRunner().invoke(main, ["export", "--out", str(tmp_path / "export")])
+    assert export.exit_code == 0, export.output
+    info = json.loads((tmp_path / "export" / "1" / "assets.extra" / "skyseg.json").read_text())
+    assert info["preprocessing"] == preprocessing.get(from_preset()).to_dict()
+    from skyseg_tf.export import check_saved_model
+
+    differences = check_saved_model(from_preset(), tmp_path / "export" / "1", image_size=(72, 120))
+    assert differences["serving_bytes"] < 1e-3 and differences["serving_default"] < 1e-3

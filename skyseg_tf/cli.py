@@ -14,6 +14,42 @@ import sys
 import click
 
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, KeyError)
+"""Exception types that mean a user mistake, when this library raised them on purpose."""
+
+_PACKAGE_DIRS = tuple(
+    os.path.dirname(os.path.abspath(module_file)) + os.sep
+    for module_file in (__file__, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                               "tfds_ade20k_outdoors", "__init__.py"))
+)
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether an exception is this library's message about bad input, not a bug.
+
+    It is when it has one of the :data:`USER_ERRORS` types and was raised by a ``raise``
+    statement in this library's own code (skyseg_tf, tfds_ade20k_outdoors) or is a
+    :class:`click.ClickException`. A ``TypeError`` or ``KeyError`` from Keras, TensorFlow or
+    a bug here (a wrong call, a missing key) is not, and keeps its traceback.
+
+    Example:
+        >>> is_user_error(KeyError("x"))  # never raised, so not raised by this library
+        False
+    """
+    import linecache
+
+    if not isinstance(error, USER_ERRORS):
+        return False
+    if isinstance(error, (FileNotFoundError, FileExistsError, NotADirectoryError)) and error.filename:
+        return True  # the OS named a file the user gave
+    frame = error.__traceback__
+    if frame is None:
+        return False
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    filename = os.path.abspath(frame.tb_frame.f_code.co_filename)
+    if not filename.startswith(_PACKAGE_DIRS):
+        return False
+    return linecache.getline(filename, frame.tb_lineno).strip().startswith("raise")
 
 
 def _friendly_errors(function):
@@ -26,9 +62,15 @@ def _friendly_errors(function):
         try:
             return function(*args, **kwargs)
         except USER_ERRORS as error:
+            if not is_user_error(error):
+                raise  # a bug (here or in a dependency): keep the traceback
             raise click.UsageError(str(error)) from None
-        except (TrainingError, OSError) as error:
+        except TrainingError as error:
             raise click.ClickException(str(error)) from None
+        except OSError as error:
+            if not error.filename:
+                raise
+            raise click.ClickException(str(error)) from None  # e.g. an output folder we may not write
 
     return wrapper
 

@@ -538,6 +538,28 @@ def _as_rgb(image) -> np.ndarray:
     return array
 
 
+def _check_prediction_options(input_size, mode, tile_size, overlap, refine, batch_size, refine_radius,
+                              refine_eps):
+    """Checks the options of :func:`predict_image`; returns ``input_size`` as a pair or None."""
+    input_size = _check_size_pair("input_size", input_size)
+    tile_size = _check_positive("tile_size", tile_size)
+    _check_positive("batch_size", batch_size)
+    if mode not in MODES:
+        raise ValueError(f"mode: received {mode!r}; valid modes are {MODES}.")
+    if isinstance(overlap, bool) or not isinstance(overlap, numbers.Integral) or not 0 <= overlap < tile_size:
+        raise ValueError(
+            f"overlap: received {overlap!r}; pass an int with 0 <= overlap < tile_size "
+            f"(tile_size={tile_size}); a quarter of the tile or less is typical."
+        )
+    if refine not in REFINE_METHODS:
+        raise ValueError(f"refine: received {refine!r}; valid values are {REFINE_METHODS}.")
+    if refine_radius is not None:
+        _check_positive("refine_radius", refine_radius)
+    if isinstance(refine_eps, bool) or not isinstance(refine_eps, numbers.Real) or not refine_eps > 0:
+        raise ValueError(f"refine_eps: received {refine_eps!r}; pass a positive number such as 1e-4.")
+    return input_size
+
+
 def _is_model_like(value) -> bool:
     """Whether ``predict_image``'s first argument is a model rather than an image."""
     return callable(value) or isinstance(value, (str, os.PathLike, SkyPredictor))
@@ -681,18 +703,10 @@ def predict_image(
     if image is None:
         raise ValueError("image: missing; call predict_image(photo) or predict_image(model, photo) "
                          "with an RGB array [H, W, 3].")
+    input_size = _check_prediction_options(input_size, mode, tile_size, overlap, refine, batch_size,
+                                           refine_radius, refine_eps)
     predictor = as_predictor(model)
     image = _as_rgb(image)
-    input_size = _check_size_pair("input_size", input_size)
-    tile_size = _check_positive("tile_size", tile_size)
-    batch_size = _check_positive("batch_size", batch_size)
-    if isinstance(overlap, bool) or not isinstance(overlap, numbers.Integral) or not 0 <= overlap < tile_size:
-        raise ValueError(
-            f"overlap: received {overlap!r}; pass an int with 0 <= overlap < tile_size "
-            f"(tile_size={tile_size}); a quarter of the tile or less is typical."
-        )
-    if refine not in REFINE_METHODS:
-        raise ValueError(f"refine: received {refine!r}; valid values are {REFINE_METHODS}.")
     height, width = image.shape[:2]
     mode = resolve_mode(mode, image.shape, predictor, tile_size)
     if mode == "tile":
@@ -845,6 +859,8 @@ def predict_paths(
     probability_bits: int = 8,
     recursive: bool = False,
     progress: bool = True,
+    refine_radius: int | None = None,
+    refine_eps: float = DEFAULT_GUIDED_EPS,
 ) -> PredictionSummary:
     """Predicts image files and folders and writes masks, probability maps and overlays.
 
@@ -861,7 +877,8 @@ def predict_paths(
         inputs: An image file, a folder, or a list of them.
         out_dir: Output folder (created).
         save: Any of ``"mask"``, ``"probability"``, ``"overlay"``.
-        input_size, mode, tile_size, overlap, refine, batch_size: As in :func:`predict_image`.
+        input_size, mode, tile_size, overlap, refine, batch_size, refine_radius, refine_eps: As in
+            :func:`predict_image`; checked once, before any file is read.
         threshold: Probability at or above which a pixel is sky in the mask.
         probability_bits: 8 or 16 (bits per pixel of the probability PNG).
         recursive: Also predict images in sub-folders of input folders.
@@ -900,8 +917,7 @@ def predict_paths(
         raise ValueError(f"probability_bits: received {probability_bits!r}; pass 8 or 16.")
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 1:
         raise ValueError(f"threshold: received {threshold!r}; pass a probability in [0, 1].")
-    if mode not in MODES:
-        raise ValueError(f"mode: received {mode!r}; valid modes are {MODES}.")
+    _check_prediction_options(input_size, mode, tile_size, overlap, refine, batch_size, refine_radius, refine_eps)
     items, skipped = _collect_inputs(inputs, recursive)
     if not items:
         raise ValueError(
@@ -923,7 +939,8 @@ def predict_paths(
             image = read_image(path, exif_transpose=True)
             probability = predict_image(
                 predictor, image, input_size=input_size, mode=mode, tile_size=tile_size,
-                overlap=overlap, refine=refine, batch_size=batch_size,
+                overlap=overlap, refine=refine, batch_size=batch_size, refine_radius=refine_radius,
+                refine_eps=refine_eps,
             )
             summary.written += _write_outputs(image, probability, out_dir / stem, save, threshold,
                                               probability_bits)

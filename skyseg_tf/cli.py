@@ -124,6 +124,7 @@ def models_command(params):
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="JSON or YAML config file.")
 @click.option("--model", help="Registry name, e.g. unet_resnet50 (see `skyseg models`).")
 @click.option("--encoder-weights", help="'imagenet', 'none', or a weights file.")
+@click.option("--initial-weights", help="Start from a trained model of the same architecture: a .keras file or a preset.")
 @click.option("--data", help="'synthetic', 'ade20k_outdoors_sky[/kaggle|/scene_parse]' or 'folder'.")
 @click.option("--images", type=click.Path(exists=True, file_okay=False), help="Image folder (with --data folder).")
 @click.option("--masks", type=click.Path(exists=True, file_okay=False), help="Mask folder (with --data folder).")

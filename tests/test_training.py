@@ -332,3 +332,21 @@ def test_real_photo_options_mix_val_folder_and_errors_before_anything_is_written
         TrainConfig.from_dict({**config, "steps_per_epoch": None})
     with pytest.raises(ConfigError, match="val_masks"):
         TrainConfig.from_dict({**config, "val_masks": None})
+
+
+def test_initial_weights_start_from_a_trained_model(tmp_path):
+    from skyseg_tf.models import build_model
+    from skyseg_tf.training.train import load_initial_weights
+
+    first = train({**TINY, "run_dir": str(tmp_path / "first")})
+    trained = load_model(first.best_model_path)
+    fresh = load_initial_weights(build_model("unet_mobilenet_v3_large", encoder_weights=None), first.best_model_path)
+    images = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(fresh(images)), np.asarray(trained(images)), atol=1e-6)
+    second = train({**TINY, "initial_weights": first.best_model_path, "run_dir": str(tmp_path / "second")})
+    assert second.epochs_completed == 1
+    with pytest.raises(ValueError, match="same architecture|shape"):
+        load_initial_weights(build_model("unet_mobilenet_v3_large", encoder_weights=None,
+                                         decoder_filters=(8, 8, 8, 8, 8)), first.best_model_path)
+    with pytest.raises(ConfigError, match="initial_weights"):
+        TrainConfig.from_dict({**TINY, "initial_weights": str(tmp_path / "missing.keras")})

@@ -32,6 +32,9 @@ class TrainConfig:
         model: Registry name (``skyseg_tf.list_models()``).
         encoder_weights: ``"imagenet"``, ``None`` or a weights file for the encoder.
         model_kwargs: Extra builder arguments (``{"output_stride": 16}``...).
+        initial_weights: Start from a trained model of the same architecture: a ``.keras`` file
+            or a preset name (``skyseg_tf.list_presets()``); its weights are loaded into the
+            built model before training (fine-tuning, or a second stage of a recipe).
         data: Data source: ``"synthetic"``, ``"ade20k_outdoors_sky"`` (TFDS),
             ``"folder"`` with ``data_kwargs={"images": DIR, "masks": DIR}``, or ``"mix"`` with
             ``data_kwargs={"sources": [spec, ...], "weights": [...]}`` (several sources drawn
@@ -88,6 +91,7 @@ class TrainConfig:
     model: str = "unet_resnet50"
     encoder_weights: Optional[str] = "imagenet"
     model_kwargs: dict = dataclasses.field(default_factory=dict)
+    initial_weights: Optional[str] = None
     data: str = "synthetic"
     data_kwargs: dict = dataclasses.field(default_factory=dict)
     val_images: Optional[str] = None
@@ -143,6 +147,12 @@ class TrainConfig:
             isinstance(self.encoder_weights, str) and os.path.isfile(self.encoder_weights)
         ):
             _fail("encoder_weights", self.encoder_weights, "use 'imagenet', null/None or the path of an existing weights file")
+        if self.initial_weights is not None:
+            from skyseg_tf.presets import list_presets
+
+            if not isinstance(self.initial_weights, str) or not (
+                    os.path.isfile(self.initial_weights) or self.initial_weights in list_presets()):
+                _fail("initial_weights", self.initial_weights, "use null/None, an existing .keras file or a preset name")
         for key in ("model_kwargs", "data_kwargs"):
             if not isinstance(getattr(self, key), dict):
                 _fail(key, getattr(self, key), "must be a mapping of argument names to values")

@@ -354,6 +354,8 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
             model = build_model(config.model, encoder_weights=config.encoder_weights, **config.model_kwargs)
+            if config.initial_weights is not None:
+                load_initial_weights(model, config.initial_weights)
             if config.bn_momentum is not None:
                 set_batch_norm_momentum(model, config.bn_momentum)
             rewrites = _training_rewrites(config, strategy, run_dir)
@@ -380,6 +382,34 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
         best_val_iou=best,
         epochs_completed=len(history.get("epoch", [])),
     )
+
+
+def load_initial_weights(model: keras.Model, source: str) -> keras.Model:
+    """Loads the weights of a trained model (``.keras`` file or preset name) into ``model``.
+
+    The trained model must have the same architecture (the model as built; files written by
+    :func:`train` are). Raises ``ValueError`` naming the first layer that does not fit.
+
+    Example:
+        >>> load_initial_weights(build_model("unet_mobilenet_v3_large", encoder_weights=None),
+        ...                      "sky_unet_mobilenet_v3")  # doctest: +SKIP
+    """
+    from skyseg_tf.presets import from_preset, list_presets
+
+    if not os.path.isfile(source) and source in list_presets():
+        trained = from_preset(source)
+    else:
+        trained = keras.saving.load_model(source, compile=False)
+    mine, theirs = model.weights, trained.weights
+    if len(mine) != len(theirs):
+        raise ValueError(f"initial_weights: {source!r} has {len(theirs)} weight tensors, the model to train "
+                         f"{len(mine)}; it must be the same architecture (model and model_kwargs).")
+    for variable, value in zip(mine, theirs):
+        if tuple(variable.shape) != tuple(value.shape):
+            raise ValueError(f"initial_weights: {source!r}: {value.path} has shape {tuple(value.shape)}, the model "
+                             f"to train's {variable.path} {tuple(variable.shape)}; use the same model and model_kwargs.")
+        variable.assign(value)
+    return model
 
 
 def finalize_best_model(run_dir: str, config: TrainConfig | None = None) -> str:

@@ -12,8 +12,9 @@ whatever machine runs it (TensorFlow places the work on a GPU when it sees one):
   peak the models are compared with (``common.time_side_by_side``).
 
 FLOPs per image are ``skyseg_tf.models.summary.count_flops`` of the model as built (2 x the
-multiply-adds of its convs); the optimised variants execute fewer (``executed GFLOPs``), so their
-"% peak" is an effective figure. Training FLOPs are counted as 3x the forward pass. Times are
+multiply-adds of its convs); the optimised variants execute fewer (``executed GFLOPs``: their own
+``count_flops``, which counts the transposed convs they run), so their "% peak" is an effective
+figure. Training FLOPs are counted as 3x the forward pass. Times are
 taken on the wall clock and in CPU seconds (``common.time_side_by_side``); on a shared machine
 quote the CPU-time columns.
 
@@ -92,7 +93,7 @@ def bench_one(name: str, size: int, batches, modes, wanted, steps: int, warmup: 
                     "speedup_vs_built": built["median_s"] / row["median_s"] if built else None,
                     "cpu_speedup_vs_built": built["cpu_median_s"] / row["cpu_median_s"] if built else None,
                     "gflops_per_image": flops / 1e9,
-                    "executed_gflops_per_image": common.executed_flops(variant_model) / 1e9,
+                    "executed_gflops_per_image": count_flops(variant_model) / 1e9,
                     "effective_gflops_per_s": work / row["median_s"] / 1e9,
                     "peak_conv_gflops_per_s": peak / 1e9,
                     "fraction_of_peak": work / row["median_s"] / peak,

@@ -184,33 +184,6 @@ def peak_functions() -> dict[str, tuple[Callable[[], Any], int]]:
 # --------------------------------------------------------------------------------------------
 
 
-def executed_flops(model) -> int:
-    """FLOPs per image that a model really executes: ``count_flops`` plus transposed convs.
-
-    :func:`skyseg_tf.models.summary.count_flops` counts ``Conv2D``, ``DepthwiseConv2D`` and
-    ``Dense``; the sub-pixel rewrites of :mod:`skyseg_tf.models.optimize` put
-    ``Conv2DTranspose`` / ``NearestUpsampleConv2D`` / ``SubPixelConv2D`` layers in their place, which cost
-    ``2 * H_in * W_in * kh * kw * C_in * C_out`` (4x4 taps per input pixel).
-    """
-    import keras
-
-    from skyseg_tf.models.optimize import NearestUpsampleConv2D, SubPixelConv2D
-    from skyseg_tf.models.summary import count_flops
-
-    def transposed(model_or_layer) -> int:
-        total = 0
-        for layer in model_or_layer.layers:
-            if isinstance(layer, keras.Model):
-                total += transposed(layer)
-            elif isinstance(layer, (keras.layers.Conv2DTranspose, NearestUpsampleConv2D, SubPixelConv2D)):
-                _, height, width, channels = layer.input.shape
-                taps = 16 if not isinstance(layer, keras.layers.Conv2DTranspose) else int(np.prod(layer.kernel.shape[:2]))
-                total += 2 * int(height) * int(width) * taps * int(channels) * layer.filters
-        return total
-
-    return count_flops(model) + transposed(model)
-
-
 def random_batch(batch: int, size: int, seed: int = 0):
     """A float32 batch of raw RGB images in [0, 255] and binary sky masks, as NumPy arrays."""
     rng = np.random.default_rng(seed)

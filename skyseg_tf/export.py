@@ -65,6 +65,7 @@ from skyseg_tf.inference import (
 from skyseg_tf import preprocessing
 from skyseg_tf.losses import sky_probability
 from skyseg_tf.metrics import DEFAULT_THRESHOLD
+from skyseg_tf.models import output_activation
 
 SERVING_DEFAULT = "serving_default"
 SERVING_BYTES = "serving_bytes"
@@ -121,8 +122,14 @@ def _sky(model, images):
     stride = model_stride(model)
     shape = tf.shape(images)
     padded = pad_to_multiple(images, stride)
-    probability = sky_probability(model(padded, training=False))
+    probability = _sky_probability(model, padded)
     return probability[:, : shape[1], : shape[2], :]
+
+
+def _sky_probability(model, images):
+    """Sky probability ``[B, H, W, 1]`` of a batch the model takes, from logits too."""
+    from_logits = output_activation(model) is None
+    return sky_probability(model(images, training=False), from_logits=from_logits)
 
 
 def _check_encoded(data, index):
@@ -358,7 +365,7 @@ def export_tflite(
         archive.track(model)
         archive.add_endpoint(
             SERVING_DEFAULT,
-            lambda images: {PROBABILITY_OUTPUT: sky_probability(model(images, training=False))},
+            lambda images: {PROBABILITY_OUTPUT: _sky_probability(model, images)},
             input_signature=[tf.TensorSpec([1, *size, 3], tf.float32, name=IMAGES_INPUT)],
         )
         archive.write_out(saved_model_dir, verbose=False)

@@ -264,7 +264,10 @@ class SkyPredictor:
         outputs = self.model(images, training=False) if _takes_training(self.model) else self.model(images)
         if isinstance(outputs, dict):
             outputs = outputs.get(SKY_PROBABILITY_KEY, next(iter(outputs.values())))
-        return tf.convert_to_tensor(sky_probability(outputs))[..., 0]
+        from skyseg_tf.models import output_activation  # runs once per traced shape
+
+        from_logits = output_activation(self.model) is None
+        return tf.convert_to_tensor(sky_probability(outputs, from_logits=from_logits))[..., 0]
 
     def __call__(self, images) -> np.ndarray:
         images = tf.convert_to_tensor(images, tf.float32)

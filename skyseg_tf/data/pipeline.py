@@ -531,12 +531,10 @@ def make_dataset(
     is :func:`~skyseg_tf.data.augment.tf_augment` applied to whole batches (vectorised, stateless
     random ops); ``"albumentations"`` is :func:`~skyseg_tf.data.augment.albumentations_augment`
     applied per element through ``tf.numpy_function``. ``"tf"`` is the default because it keeps
-    the model fed with the most headroom: measured with ``benchmarks/bench_pipeline.py`` on a
-    2-core CPU (batch 8, synthetic source held in memory), it delivered about 210 images/s at
-    256 x 256 and 58 at 512 x 512, five times the albumentations path (40 and 12), which runs
-    Python per image (the GIL limits what a parallel ``map`` gains); both far exceed
-    that CPU's U-Net-ResNet50 training rate (0.9 and 0.5 images/s), and the fast path leaves the
-    most CPU for feeding a GPU. Use albumentations for its richer transforms (rotation,
+    the model fed with the most headroom: it runs no Python per image, several times faster than
+    the albumentations path, whose per-image Python the GIL serialises (figures from
+    ``benchmarks/bench_pipeline.py`` in ``docs/benchmarks.md`` and ``docs/training.md``), and
+    it leaves the most CPU for feeding a GPU. Use albumentations for its richer transforms (rotation,
     blur, weather) when the CPU has cores to spare. ``augment`` may also be a
     :class:`~skyseg_tf.data.augment.TFAugment` (applied per batch), an albumentations transform
     (applied per element), or any callable ``fn(image, mask) -> (image, mask)`` on one element

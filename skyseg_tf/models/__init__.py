@@ -4,6 +4,7 @@ from skyseg_tf.models import layers  # noqa: F401  (registers the custom layers)
 from skyseg_tf.models import optimize  # noqa: F401  (registers NearestUpsampleConv2D, FusedBatchNormalization)
 from skyseg_tf.models.deeplabv3 import build_deeplabv3, build_deeplabv3plus
 from skyseg_tf.models.encoders import ENCODERS, EncoderWeightsError, build_encoder, list_encoders
+from skyseg_tf.models.layers import OUTPUT_ACTIVATIONS, output_activation
 from skyseg_tf.models.optimize import (
     fold_batch_norms,
     fuse_batch_norms,
@@ -18,6 +19,7 @@ from skyseg_tf.models.unet import build_unet
 __all__ = [
     "ENCODERS",
     "EncoderWeightsError",
+    "OUTPUT_ACTIVATIONS",
     "build_deeplabv3",
     "build_deeplabv3plus",
     "build_encoder",
@@ -30,5 +32,6 @@ __all__ = [
     "list_models",
     "optimize_for_inference",
     "optimize_for_training",
+    "output_activation",
     "split_upsampling_convs",
 ]

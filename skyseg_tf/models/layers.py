@@ -18,6 +18,8 @@ _CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 _TORCH_MEAN = (0.485, 0.456, 0.406)
 _TORCH_STD = (0.229, 0.224, 0.225)
 NORMALIZATION_MODES = ("caffe", "torch", "tf", "none")
+#: Output activations of the segmentation head; ``None`` means logits.
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", None)
 
 
 def nearest_multiple(value: int, divisor: int) -> int:
@@ -229,3 +231,97 @@ def segmentation_head(x, classes: int, activation: str | None, kernel_size: int,
     if upsample > 1:
         x = layers.UpSampling2D(upsample, interpolation="bilinear", name="head_upsampling")(x)
     return layers.Activation(activation or "linear", dtype="float32", name=f"head_{activation or 'logits'}")(x)
+
+
+# Layers that may sit between the head's activation and the model output and commute with an
+# element-wise activation (resampling, dropout, padding), so the activation before them is the output's.
+_ACTIVATION_PRESERVING_LAYERS = (
+    layers.UpSampling2D, layers.Resizing, layers.Dropout, layers.Identity,
+    layers.Cropping2D, layers.ZeroPadding2D,
+)
+
+
+def _activation_name(function) -> str:
+    return "linear" if function is None else getattr(function, "__name__", str(function))
+
+
+def output_activation(model) -> str | None:
+    """The activation of a model's output: ``"sigmoid"``, ``"softmax"``, or ``None`` for logits.
+
+    The one place that decides whether a model outputs probabilities or logits: training
+    compiles its losses and metrics with ``from_logits=output_activation(model) is None``, and
+    prediction and export apply the sigmoid (softmax) to logits, as keras-hub's
+    ``ImageSegmenter.compile`` reads the segmenter's activation.
+
+    It walks back from the model's output through nested models, linear ``Activation`` layers
+    (the float32 casts of mixed precision, ``segmentation_head``'s ``head_logits``) and layers
+    that commute with an element-wise activation (``UpSampling2D``, ``Resizing``, ``Dropout``...)
+    to the first layer that has an ``activation`` (``head_sigmoid``, a ``Conv2D``...) or is a
+    ``Softmax``. A linear activation there means logits. A model whose output comes from a layer
+    with no activation (a ``Lambda``, a custom layer), or whose graph cannot be read (a
+    SavedModel's ``TFSMLayer``, a plain callable) and that declares no ``activation`` attribute,
+    is taken to output probabilities, the convention of every skyseg_tf loss, metric and
+    predictor: ``"softmax"`` for two or more channels, else ``"sigmoid"``.
+
+    Args:
+        model: A ``keras.Model`` (functional or ``Sequential``), or any model-like callable.
+
+    Returns:
+        ``"sigmoid"``, ``"softmax"`` or ``None`` (logits).
+
+    Raises:
+        ValueError: If the output layer's activation is neither a probability nor linear
+            (e.g. ``"relu"``).
+
+    Example:
+        >>> import skyseg_tf
+        >>> logits = skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None,
+        ...                                activation=None)
+        >>> output_activation(logits) is None
+        True
+        >>> output_activation(skyseg_tf.build_model("deeplabv3_resnet50", encoder_weights=None))
+        'sigmoid'
+    """
+    outputs = getattr(model, "outputs", None) if isinstance(model, keras.Model) else None
+    if not outputs:
+        declared = getattr(model, "activation", None)
+        if declared is None:
+            return "sigmoid"
+        return _probability_or_logits(keras.activations.get(declared), model)
+    tensor = outputs[0]
+    while True:
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            break
+        layer = history.operation
+        if isinstance(layer, keras.Model) and getattr(layer, "outputs", None):
+            tensor = layer.outputs[history.tensor_index]
+            continue
+        if isinstance(layer, layers.Softmax):
+            return "softmax"
+        function = getattr(layer, "activation", None)
+        passes = isinstance(layer, _ACTIVATION_PRESERVING_LAYERS) or (
+            isinstance(layer, layers.Activation) and _activation_name(function) == "linear")
+        if not passes:
+            if isinstance(layer, layers.Layer) and hasattr(layer, "activation"):
+                return _probability_or_logits(function, layer)
+            break
+        inputs = layer._inbound_nodes[history.node_index].input_tensors
+        if len(inputs) != 1:
+            break
+        tensor = inputs[0]
+    channels = tensor.shape[-1] if len(tensor.shape) else None
+    return "softmax" if channels is not None and channels >= 2 else "sigmoid"
+
+
+def _probability_or_logits(function, where) -> str | None:
+    name = _activation_name(function)
+    if name == "linear":
+        return None
+    if name in ("sigmoid", "softmax"):
+        return name
+    raise ValueError(
+        f"The output of {getattr(where, 'name', where)!r} has activation {name!r}, which gives neither "
+        "probabilities nor logits. Sky models end in 'sigmoid' (one channel), 'softmax' (two "
+        "channels: other, sky) or no activation (logits); rebuild the head with one of them."
+    )

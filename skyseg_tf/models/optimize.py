@@ -34,12 +34,12 @@ trained variable (:class:`NearestUpsampleConv2D` derives the 4x4 kernel in every
 rewritten model has the same parameters, outputs and gradients (to rounding) and trains as the
 original.
 
-Measured on a 2-core CPU (``docs/benchmarks.md``; ``benchmarks/bench_models.py`` and
-``benchmarks/bench_vs_segmentation_models.py`` reproduce it): ``optimize_for_inference`` makes
-the U-Nets 1.2-1.4x faster at 256x256 and 512x512, and ``optimize_for_training`` makes the
-U-Net-ResNet50 training step about 1.2x faster (batch 8, 256x256). The DeepLabs, with no nearest upsampling and
-dominated by dilated convolutions, gain nothing measurable from folding. At tiny sizes (64x64)
-the transposed convolutions' overhead outweighs their savings.
+How much each rewrite gains, per model, size and machine, is measured by
+``benchmarks/bench_models.py`` and ``benchmarks/bench_vs_segmentation_models.py`` and reported in
+``docs/benchmarks.md`` (figures change with each run and machine, so they live there). In short:
+the U-Nets gain most; the DeepLabs, with no nearest upsampling and dominated by dilated
+convolutions, gain little from folding; at tiny sizes the transposed convolutions' overhead
+outweighs their savings.
 
 Example:
     >>> import numpy as np
@@ -479,9 +479,8 @@ SUBPIXEL_CHUNK_BYTES = 16 * 2**20
 """Largest float32 4x4 transposed-conv kernel :func:`optimize_for_inference` runs in one piece.
 
 A larger one (``unet_resnet50``'s first decoder block: 2048 -> 256 channels, 32 MiB) runs on
-chunks of its input channels, summed: on the 2-core EPYC with a 32 MB L3 cache of
-``docs/benchmarks.md`` that block takes 28 instead of 37-42 ms at 512x512 (one kernel that does
-not fit the cache against two that do)."""
+chunks of its input channels, summed, so each kernel fits a CPU's cache (the gain is measured
+in ``docs/benchmarks.md``)."""
 
 
 def _input_chunks(channels: int, filters: int) -> int:
@@ -805,8 +804,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     another rank or axis, masks, ``renorm``, ``synchronized``, an epsilon below 1.001e-5) runs
     Keras's own code.
 
-    Measured (``docs/benchmarks.md``): with :func:`split_upsampling_convs`, it makes the
-    U-Net-ResNet50 training step (batch 8, 256x256) on a CPU 1.2-1.3x faster than as built.
+    With :func:`split_upsampling_convs` it speeds up the U-Net training step on a CPU; the
+    figures are in ``docs/benchmarks.md``.
 
     Example:
         >>> layer = FusedBatchNormalization()

@@ -11,7 +11,7 @@ import keras
 from keras import layers
 
 from skyseg_tf.models.base import assemble_model
-from skyseg_tf.models.layers import conv_bn_relu, segmentation_head
+from skyseg_tf.models.layers import OUTPUT_ACTIVATIONS, conv_bn_relu, segmentation_head
 
 UNET_SKIPS = ("P4", "P3", "P2", "P1", None)
 
@@ -75,7 +75,7 @@ def build_unet(
 def _check_head(classes, activation):
     if not isinstance(classes, int) or classes < 1:
         raise ValueError(f"classes must be a positive int (1 for sigmoid, 2 for softmax); received {classes!r}.")
-    if activation not in ("sigmoid", "softmax", None):
+    if activation not in OUTPUT_ACTIVATIONS:
         raise ValueError(f"activation must be 'sigmoid', 'softmax' or None (logits); received {activation!r}.")
     if activation == "softmax" and classes < 2:
         raise ValueError("activation='softmax' needs classes >= 2 (for example classes=2: other, sky).")

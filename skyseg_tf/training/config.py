@@ -69,8 +69,8 @@ class TrainConfig:
         fast_training: Train the model rewritten by
             :func:`skyseg_tf.models.optimize.optimize_for_training`: fused BatchNorms, and
             sub-pixel upsampling convs on CPUs when each replica's batch is 8 or more. Same parameters,
-            outputs and gradients (to float rounding), about 1.2x faster on a CPU; the saved
-            models contain skyseg_tf's layers (``import skyseg_tf`` before loading them).
+            outputs and gradients (to float rounding), faster on a CPU (``docs/benchmarks.md``).
+            ``best.keras`` is saved as the model was built (the rewrites are mapped back).
         strategy: ``"auto"``, ``"one_device"``, ``"mirrored"`` or ``"multi_worker_mirrored"``.
         augment: ``"tf"`` (fast path), ``"albumentations"`` or ``"none"``.
         augment_strength: Preset of the augmentation: ``"light"``, ``"default"``, ``"strong"``

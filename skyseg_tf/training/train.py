@@ -31,7 +31,7 @@ import tensorflow as tf
 from skyseg_tf.data import make_dataset
 from skyseg_tf.losses import get_loss
 from skyseg_tf.metrics import default_metrics
-from skyseg_tf.models import build_model
+from skyseg_tf.models import build_model, output_activation
 from skyseg_tf.models.optimize import fuse_batch_norms, split_upsampling_convs
 from skyseg_tf.training.config import TrainConfig
 from skyseg_tf.training.curves import plot_training_curves
@@ -498,12 +498,13 @@ def _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_
             if os.path.exists(weights_path):  # Kept only while a later phase may need to resume.
                 model.load_weights(weights_path)
             continue
+        from_logits = output_activation(model) is None  # activation=None in model_kwargs
         with strategy.scope():
             model.get_layer("encoder").trainable = encoder_trainable
             model.compile(
                 optimizer=_make_optimizer(config),
-                loss=get_loss(config.loss),
-                metrics=default_metrics(),
+                loss=get_loss(config.loss, from_logits=from_logits),
+                metrics=default_metrics(from_logits=from_logits),
                 jit_compile=config.jit_compile,
             )
         history = read_history(os.path.join(run_dir, HISTORY_CSV))

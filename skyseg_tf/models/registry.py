@@ -20,14 +20,19 @@ ARCHITECTURES = {
 STUDY_MODELS = ("unet_resnet50", "deeplabv3_resnet50")
 
 
-def list_models() -> list[str]:
-    """Every registry name, sorted.
+def list_models(pattern: str = "*") -> list[str]:
+    """Registry names, sorted, optionally filtered by a glob pattern (timm's ``list_models``).
 
     Example:
         >>> "unet_resnet50" in list_models()
         True
+        >>> list_models("deeplabv3_*")
+        ['deeplabv3_mobilenet_v3_large', 'deeplabv3_resnet101', 'deeplabv3_resnet50']
     """
-    return sorted(f"{arch}_{encoder}" for arch in ARCHITECTURES for encoder in list_encoders())
+    import fnmatch
+
+    names = sorted(f"{arch}_{encoder}" for arch in ARCHITECTURES for encoder in list_encoders())
+    return [name for name in names if fnmatch.fnmatch(name, pattern)]
 
 
 def parse_model_name(name: str) -> tuple[str, str]:

@@ -6,7 +6,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
-def plot_training_curves(history: dict, out_path: str, title: str | None = None) -> str:
+def plot_training_curves(history: dict, out_path: str, title: str | None = None, loss_name: str = "dice") -> str:
     """Writes a PNG with two panels: loss and IoU per epoch, train and validation.
 
     Args:
@@ -14,6 +14,7 @@ def plot_training_curves(history: dict, out_path: str, title: str | None = None)
             (extra keys are ignored; ``"epoch"`` gives the x axis when present).
         out_path: Where to write the PNG.
         title: Figure title (for example the model name).
+        loss_name: The loss trained (``"dice"``, ``"bce_dice"``...), for the axis label.
 
     Returns:
         ``out_path``.
@@ -27,7 +28,9 @@ def plot_training_curves(history: dict, out_path: str, title: str | None = None)
     FigureCanvasAgg(figure)
     count = len(history.get("loss", []))
     epochs = [e + 1 for e in history.get("epoch", range(count))]
-    for index, (metric, label) in enumerate((("loss", "Dice loss"), ("iou", "IoU (sky)"))):
+    loss_label = {"dice": "Dice loss", "bce": "BCE loss", "bce_dice": "BCE + Dice loss",
+                  "focal": "focal loss"}.get(loss_name, f"{loss_name} loss")
+    for index, (metric, label) in enumerate((("loss", loss_label), ("iou", "IoU (sky)"))):
         axes = figure.add_subplot(1, 2, index + 1)
         for key, name, style in ((metric, "train", "-o"), (f"val_{metric}", "validation", "-s")):
             if history.get(key):

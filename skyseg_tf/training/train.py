@@ -373,7 +373,7 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
     if chief and os.path.isfile(os.path.join(run_dir, BEST_MODEL)):
         finalize_best_model(run_dir, config)
     if chief and history:
-        plot_training_curves(history, os.path.join(run_dir, CURVES_PNG), title=config.model)
+        plot_training_curves(history, os.path.join(run_dir, CURVES_PNG), title=config.model, loss_name=config.loss)
     best = max(history.get(MONITOR, [float("nan")]))
     return TrainResult(
         run_dir=run_dir,

@@ -15,7 +15,10 @@ Modes:
   ``batch_size`` tiles at a time, and blended with a raised-cosine window, so memory is bounded by
   the batch of tiles, not the photo. Suits models trained on full-resolution crops
   (``resize_mode="crop"``).
-* ``"auto"`` (the rule): an image whose height and width are both at most ``tile_size`` runs at
+* ``"auto"`` (the rule): a model that records the scale it was trained at
+  (:mod:`skyseg_tf.preprocessing`: every model ``skyseg train`` writes, and the presets) runs at
+  that scale (``"resize"`` to it, or ``"tile"`` for models trained on full-resolution crops).
+  Otherwise an image whose height and width are both at most ``tile_size`` runs at
   native resolution in one padded pass (no resampling at all); a larger image, or any image for a
   model with a fixed input size, is resized (``"resize"``), so the model sees the whole scene at
   its training scale.
@@ -39,6 +42,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 import os
 import pathlib
@@ -292,6 +296,14 @@ def _takes_training(model) -> bool:
     return isinstance(model, keras.Model)
 
 
+@functools.lru_cache(maxsize=1)
+def _default_model():
+    """The pretrained default preset, built once per process (``predict_image(photo)``)."""
+    from skyseg_tf.presets import DEFAULT_PRESET, from_preset
+
+    return from_preset(DEFAULT_PRESET)
+
+
 _PREDICTOR_ATTRIBUTE = "_skyseg_predictor"
 """Where a model keeps its :class:`SkyPredictor`, so calls in a loop reuse its compiled functions
 (an attribute, not a global cache: the predictor lives and dies with its model)."""
@@ -312,9 +324,7 @@ def as_predictor(model) -> SkyPredictor:
     if isinstance(model, SkyPredictor):
         return model
     if model is None:
-        from skyseg_tf.presets import DEFAULT_PRESET, from_preset
-
-        model = from_preset(DEFAULT_PRESET)
+        model = _default_model()
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
     predictor = getattr(model, _PREDICTOR_ATTRIBUTE, None)

@@ -68,9 +68,12 @@ def test_no_sky_in_photos_without_sky(model, name):
 
 
 def test_predict_image_default_is_the_preset_at_its_own_scale(model):
+    from skyseg_tf.inference import as_predictor
+
     rocket = skimage_data.rocket()
     default = skyseg_tf.predict_image(rocket)
     np.testing.assert_allclose(default, skyseg_tf.predict_image(model, rocket), atol=1e-5)
+    assert as_predictor(None) is as_predictor(None)  # the default preset is built once
     # The model runs with its shorter side at the trained size, not at native resolution.
     prep = preprocessing.get(model)
     assert prep.resize_mode == "short_side"

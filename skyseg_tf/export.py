@@ -158,7 +158,9 @@ def _bytes_endpoint(model, size, threshold, short_side=False):
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
         original = tf.shape(image)[:2]
         if short_side:  # the shorter side to min(size), aspect kept, as predict_image does
-            scale = float(min(size)) / tf.cast(tf.reduce_min(original), tf.float32)
+            sides = tf.cast(original, tf.float32)
+            scale = tf.minimum(float(min(size)) / tf.reduce_min(sides),
+                               float(preprocessing.MAX_WORKING_SIDE) / tf.reduce_max(sides))
             working = tf.maximum(tf.cast(tf.round(tf.cast(original, tf.float32) * scale), tf.int32), 1)
         else:
             working = size

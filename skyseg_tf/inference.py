@@ -536,11 +536,13 @@ def _check_positive(name: str, value) -> int:
 
 def _as_rgb(image) -> np.ndarray:
     array = np.asarray(image)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=-1)
     if array.ndim != 3 or array.shape[-1] not in (3, 4) or min(array.shape[:2]) < 1:
         raise ValueError(
-            f"image: expected an RGB array [H, W, 3] (grayscale [H, W] and RGBA are converted), "
+            f"image: expected an RGB array [H, W, 3] (grayscale [H, W] or [H, W, 1] and RGBA are converted), "
             f"received shape {array.shape}."
         )
     array = array[..., :3]

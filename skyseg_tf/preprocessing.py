@@ -40,6 +40,10 @@ ARCHIVE_ENTRY = "skyseg_preprocessing.json"
 ATTRIBUTE = "skyseg_preprocessing"
 """Attribute of an in-memory model that holds its :class:`Preprocessing`."""
 
+MAX_WORKING_SIDE = 2048
+"""Longest side a ``"short_side"`` working size may have: a panorama or a one-pixel-high strip
+is scaled so its long side fits (its short side then ends up below the trained size)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
@@ -68,9 +72,14 @@ class Preprocessing:
     def working_size(self, image_shape: Sequence[int]) -> tuple[int, int] | None:
         """The ``(height, width)`` a photo of this shape is resized to; ``None``: native.
 
+        For ``"short_side"``, the shorter side becomes ``min(image_size)``, unless the longer
+        side would then exceed :data:`MAX_WORKING_SIDE`.
+
         Example:
             >>> Preprocessing("resize", (128, 128)).working_size((360, 480))
             (128, 128)
+            >>> Preprocessing("short_side", (256, 256)).working_size((10, 4000))
+            (5, 2048)
         """
         height, width = int(image_shape[0]), int(image_shape[1])
         if self.resize_mode == "resize":
@@ -78,7 +87,7 @@ class Preprocessing:
         if self.resize_mode == "crop":
             return None
         short = min(self.image_size)
-        scale = short / min(height, width)
+        scale = min(short / min(height, width), MAX_WORKING_SIDE / max(height, width))
         return max(1, round(height * scale)), max(1, round(width * scale))
 
     def to_dict(self) -> dict:

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
@@ -103,8 +104,10 @@ def test_metrics_equal_hand_computation(tmp_path):
         assert label in markdown
     for kind in ("examples", "worst"):
         path = tmp_path / f"{kind}_red.png"
-        assert path.exists() and path.stat().st_size > 1000
         assert model.figures[kind] == str(path)
+        width, height = Image.open(path).size
+        assert width > height  # one row per image (three), four panels a row
+    assert np.asarray(Image.open(tmp_path / "worst_red.png").convert("L")).std() > 10  # not blank
 
 
 def test_original_resolution_metrics_use_native_masks(tmp_path):
@@ -187,3 +190,25 @@ def test_prediction_grid_checks_lengths_and_writes(tmp_path):
     with Image.open(one) as a, Image.open(two) as b:
         assert b.size[0] > a.size[0]  # four columns instead of three
         assert b.size[1] > a.size[1]  # two rows
+
+
+def test_native_evaluation_runs_each_model_at_its_recorded_scale(tmp_path):
+    """image_size=None: every image predicted as predict_image does (the recorded scale) and
+    scored at its own size. The red-channel stub recorded at "resize" to 32x32 sees 64x48 and
+    32x32 images; on images constant along the resize, the counts are the hand ones."""
+    from skyseg_tf import preprocessing
+
+    model = preprocessing.attach(red_channel_model(), preprocessing.Preprocessing("resize", (32, 32)))
+    elements = [
+        # 64x48: predicted sky rows 0-31 (red), true sky rows 0-23 -> TP 24*48, FP 8*48, TN 32*48
+        make_element(image_with_red(64, 48, red_rows=32), mask_with_sky_rows(64, 48, 24), "tall.png"),
+        make_element(image_with_red(32, 32, red_value=0), mask_with_sky_rows(32, 32, 8), "c.png"),  # FN 256
+    ]
+    report = evaluate_models([model], element_source(elements), image_size=None, num_figure_examples=2,
+                             out_dir=tmp_path, progress=False)
+    metrics = report.models[0].metrics
+    tp, fp, fn = 24 * 48, 8 * 48, 256
+    assert metrics["iou"] == pytest.approx(tp / (tp + fp + fn), abs=2e-3)
+    assert [e["file_name"] for e in report.models[0].per_image] == ["tall.png", "c.png"]
+    assert "each image's own resolution" in report.markdown
+    assert (tmp_path / "worst_red.png").exists()

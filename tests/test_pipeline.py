@@ -121,7 +121,9 @@ def test_a_seed_with_deterministic_order_repeats_exactly(augment):
 def test_global_batch_size_and_drop_remainder():
     source = tiny_source(10)
     assert batch_sizes(make_dataset(source, "train", 32, 4)) == [4, 4]
-    assert batch_sizes(make_dataset(source, "train", 32, 4, drop_remainder=False)) == [4, 4, 2]
+    # An unseeded training pipeline is not deterministic (tf.data may emit the short batch
+    # first); the sizes are what this checks.
+    assert sorted(batch_sizes(make_dataset(source, "train", 32, 4, drop_remainder=False))) == [2, 4, 4]
     assert batch_sizes(make_dataset(source, "validation", 32, 4)) == [4, 4, 2]
     assert batch_sizes(make_dataset(source, "test", 32, 4, drop_remainder=True)) == [4, 4]
     assert batch_sizes(make_dataset(source, "train", 32, 10)) == [10]

@@ -63,6 +63,20 @@ def _check_image_size(image_size: Any, argument: str = "image_size") -> tuple[in
     return int(height), int(width)
 
 
+def _check_scale_range(scale_range: Any) -> tuple[float, float]:
+    """Returns ``(low, high)`` floats with ``0 < low <= high``, else raises naming the argument."""
+    try:
+        low, high = (float(v) for v in scale_range)
+    except (TypeError, ValueError):
+        low = high = -1.0
+    if not 0.0 < low <= high:
+        raise ValueError(
+            f"scale_range must be (low, high) with 0 < low <= high, received {scale_range!r}. "
+            "Use (1.0, 1.0) to turn the scaling off."
+        )
+    return low, high
+
+
 def _check_strength(strength: str) -> None:
     if strength not in STRENGTHS:
         raise ValueError(
@@ -155,16 +169,7 @@ class TFAugment:
             raise ValueError(f"jpeg_quality must be (low, high) with 1 <= low <= high <= 100, "
                              f"received {self.jpeg_quality!r}.")
         object.__setattr__(self, "jpeg_quality", (q_low, q_high))
-        try:
-            low, high = (float(v) for v in self.scale_range)
-        except (TypeError, ValueError):
-            low = high = -1.0
-        if not 0.0 < low <= high:
-            raise ValueError(
-                f"scale_range must be (low, high) with 0 < low <= high, received "
-                f"{self.scale_range!r}. Use (1.0, 1.0) to disable the zoom."
-            )
-        object.__setattr__(self, "scale_range", (low, high))
+        object.__setattr__(self, "scale_range", _check_scale_range(self.scale_range))
         for name in ("brightness", "contrast", "saturation"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

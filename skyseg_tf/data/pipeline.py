@@ -51,6 +51,7 @@ from tfds_ade20k_outdoors import DATASET_NAME as TFDS_NAME
 from skyseg_tf.data.augment import (
     TFAugment,
     _check_image_size,
+    _check_scale_range,
     albumentations_augment,
     tf_augment,
     wrap_albumentations,
@@ -409,19 +410,6 @@ def _with_random(dataset: tf.data.Dataset, seed: int | None) -> tf.data.Dataset:
 def _is_albumentations(augment: Any) -> bool:
     module = type(augment).__module__ or ""
     return module.split(".")[0] == "albumentations"
-
-
-def _check_scale_range(scale_range) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in scale_range)
-    except (TypeError, ValueError):
-        low = high = -1.0
-    if not 0.0 < low <= high:
-        raise ValueError(
-            f"scale_range must be (low, high) with 0 < low <= high, received {scale_range!r}; "
-            f"e.g. {DEFAULT_SCALE_RANGE} (1.0, 1.0 turns the jitter off)."
-        )
-    return low, high
 
 
 def _indexed_cache(cache, index):

@@ -27,9 +27,9 @@ def is_user_error(error: BaseException) -> bool:
     """Whether an exception is this library's message about bad input, not a bug.
 
     It is when it has one of the :data:`USER_ERRORS` types and was raised by a ``raise``
-    statement in this library's own code (skyseg_tf, tfds_ade20k_outdoors) or is a
-    :class:`click.ClickException`. A ``TypeError`` or ``KeyError`` from Keras, TensorFlow or
-    a bug here (a wrong call, a missing key) is not, and keeps its traceback.
+    statement in this library's own code (skyseg_tf, tfds_ade20k_outdoors), or is an OS error
+    about a file the user named. A ``TypeError`` or ``KeyError`` from Keras, TensorFlow or a
+    bug here (a wrong call, a missing key) is not, and keeps its traceback.
 
     Example:
         >>> is_user_error(KeyError("x"))  # never raised, so not raised by this library

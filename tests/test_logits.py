@@ -16,19 +16,13 @@ from skyseg_tf.inference import SkyPredictor, load_model, predict_image  # noqa:
 from skyseg_tf.losses import LOSSES, get_loss  # noqa: E402
 from skyseg_tf.metrics import default_metrics  # noqa: E402
 from skyseg_tf.training import train  # noqa: E402
+from test_training import TINY as TRAINING_TINY  # noqa: E402
 
 MODEL = "unet_mobilenet_v3_large"
 DECODER = (16, 16, 8, 8, 8)
 TINY = {
-    "model": MODEL,
-    "encoder_weights": None,
-    "data": "synthetic",
-    "data_kwargs": {"num_examples": 20, "render_size": [64, 64]},
-    "image_size": [64, 64],
-    "global_batch_size": 4,
-    "epochs": 1,
+    **TRAINING_TINY,  # the training tests' tiny synthetic run
     "loss": "bce_dice",  # both terms read from_logits
-    "tensorboard": False,
     "verbose": 0,
     "model_kwargs": {"activation": None, "decoder_filters": list(DECODER)},
 }

@@ -459,13 +459,13 @@ def evaluate_models(
         2
     """
     from skyseg_tf.data import load_source, make_dataset
-    from skyseg_tf.inference import _check_positive, _check_size_pair
+    from skyseg_tf import checks
 
     native = image_size is None
-    size = None if native else _check_size_pair("image_size", image_size)
-    batch_size = _check_positive("batch_size", batch_size)
+    size = None if native else checks.size_pair("image_size", image_size)
+    batch_size = checks.positive_int("batch_size", batch_size)
     if max_examples is not None:
-        max_examples = _check_positive("max_examples", max_examples)
+        max_examples = checks.positive_int("max_examples", max_examples)
     if isinstance(num_figure_examples, bool) or not isinstance(num_figure_examples, int) or num_figure_examples < 0:
         raise ValueError(f"num_figure_examples: received {num_figure_examples!r}; pass an int >= 0.")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:

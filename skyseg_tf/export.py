@@ -78,6 +78,14 @@ TFLITE_QUANTIZATIONS = (None, "float16")
 INFO_FILE = "assets.extra/skyseg.json"
 """Export facts (working size, stride, threshold) beside the SavedModel; TF Serving ignores
 ``assets.extra``."""
+ONNX_FILE = "model.onnx"
+"""File name ``skyseg export --onnx`` writes in its output folder."""
+ONNX_OPSETS = (13, 14, 15, 16, 17, 18)
+"""ONNX opsets :func:`export_onnx` can target (what tf2onnx 1.17 converts to)."""
+DEFAULT_ONNX_OPSET = 17
+ONNX_TOLERANCE = 1e-4
+"""Largest sky-probability difference from Keras that :func:`export_onnx` accepts when it verifies."""
+ONNX_INSTALL = 'pip install "skyseg-tf[onnx]"'
 
 # Leading bytes of the formats tf.io.decode_image reads: (offset, magic).
 _MAGIC = (
@@ -105,9 +113,10 @@ def _resolve_model(model):
 
 
 def _working_size(model, image_size) -> tuple[int, int]:
-    from skyseg_tf.inference import _check_size_pair, model_input_size
+    from skyseg_tf import checks
+    from skyseg_tf.inference import model_input_size
 
-    size = _check_size_pair("image_size", image_size) or model_input_size(model) or DEFAULT_INPUT_SIZE
+    size = checks.size_pair("image_size", image_size) or model_input_size(model) or DEFAULT_INPUT_SIZE
     fixed = model_input_size(model)
     if fixed is not None and size != fixed:
         raise ValueError(
@@ -458,10 +467,11 @@ def check_saved_model(model, export_dir: str | os.PathLike, image_size: int | Se
 
     from PIL import Image
 
-    from skyseg_tf.inference import _check_size_pair, predict_image
+    from skyseg_tf import checks
+    from skyseg_tf.inference import predict_image
 
     model = _resolve_model(model)
-    size = _check_size_pair("image_size", image_size)
+    size = checks.size_pair("image_size", image_size)
     loaded = tf.saved_model.load(str(export_dir))
     images = _test_images(num_images, size, seed)
     predictor = as_predictor(model)

@@ -26,10 +26,30 @@ from matplotlib.figure import Figure
 
 from skyseg_tf.metrics import DEFAULT_THRESHOLD
 
+OVERLAY_COLOR = (255, 0, 200)
+"""RGB of the sky tint of overlays (magenta: no sky or landscape has it)."""
+
+OVERLAY_ALPHA = 0.5
+"""Opacity of the sky tint at probability 1."""
+
 COLUMNS = ("image", "ground truth", "predicted mask", "sky probability")
 """Column titles of :func:`prediction_grid`."""
 
 _FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+
+
+def overlay_sky(image: np.ndarray, probability: np.ndarray, color=OVERLAY_COLOR,
+                alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """Tints the sky of an image: each pixel moves towards ``color`` by ``alpha * probability``.
+
+    Example:
+        >>> overlay_sky(np.zeros((1, 2, 3), np.uint8), np.array([[0.0, 1.0]]), alpha=1.0)[0].tolist()
+        [[0, 0, 0], [255, 0, 200]]
+    """
+    weight = (alpha * np.asarray(probability, np.float32))[..., None]
+    tint = np.asarray(color, np.float32)
+    out = image.astype(np.float32) * (1.0 - weight) + tint * weight
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 def _as_map(value, name: str, index: int) -> np.ndarray:
@@ -143,4 +163,4 @@ def prediction_grid(
     return out_path
 
 
-__all__ = ["COLUMNS", "prediction_grid"]
+__all__ = ["COLUMNS", "OVERLAY_ALPHA", "OVERLAY_COLOR", "overlay_sky", "prediction_grid"]

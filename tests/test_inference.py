@@ -295,3 +295,28 @@ def test_predict_folder_example(tmp_path, tiny_model):
     with pytest.raises(SystemExit) as exit_info:
         example.main(["--help"])
     assert exit_info.value.code == 0
+
+
+def test_training_and_prediction_resize_a_photo_to_the_same_pixels():
+    """One resize for training and serving: the model sees in prediction what it saw in training."""
+    from skyseg_tf.data.pipeline import make_dataset
+    from skyseg_tf.data.spec import IMAGE_KEY, MASK_KEY
+
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 256, (123, 77, 3), dtype=np.uint8)
+    source = tf.data.Dataset.from_tensors({IMAGE_KEY: photo, MASK_KEY: np.zeros((123, 77, 1), np.uint8)})
+    trained_on, _ = next(iter(make_dataset(source, "validation", image_size=(64, 96), global_batch_size=1,
+                                           augment=False)))
+    seen = []
+
+    def record(images):
+        seen.append(images.copy())
+        return images[..., :1] / 255.0
+
+    def recorder(images):  # traced by the predictor's tf.function; records the concrete batch
+        out = tf.numpy_function(record, [images], tf.float32, stateful=True)
+        return tf.ensure_shape(out, [*images.shape[:-1], 1])
+
+    predict_image(recorder, photo, input_size=(64, 96), mode="resize")
+    assert seen, "the model was not called"
+    np.testing.assert_array_equal(np.asarray(trained_on, np.float32)[0], seen[-1][0, :64, :96])

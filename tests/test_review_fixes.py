@@ -36,7 +36,7 @@ def test_predict_paths_rejects_a_bad_option_once_before_reading_any_file(model, 
 
 
 def test_predict_paths_passes_the_refinement_options(model, tmp_path, monkeypatch):
-    import skyseg_tf.inference as inference
+    import skyseg_tf.inference.predict as inference
 
     seen = []
     original = inference.refine_probability

@@ -59,6 +59,7 @@ from skyseg_tf.data.augment import (
 from skyseg_tf.data.folder import folder_dataset
 from skyseg_tf.data.spec import FILE_NAME_KEY, IMAGE_KEY, MASK_KEY
 from skyseg_tf.data.synthetic import synthetic_sky
+from skyseg_tf.image_ops import resize_images
 
 VALID_SPLITS = ("train", "validation", "test")
 """Split names; TFDS sources also take slices and sums of them (``"train[:90%]"``)."""
@@ -326,8 +327,7 @@ def _resize(image: tf.Tensor, mask: tf.Tensor, size: tuple[int, int]):
     """Bilinear (antialiased when shrinking) for the image, nearest for the mask; uint8 out."""
 
     def resize():
-        resized = tf.image.resize(image, size, method="bilinear", antialias=True)
-        resized = tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+        resized = tf.cast(resize_images(image, size), tf.uint8)
         return resized, tf.image.resize(mask, size, method="nearest")
 
     static = image.shape[:2]
@@ -362,8 +362,7 @@ def _short_side_size(shape: tf.Tensor, short_side: tf.Tensor) -> tf.Tensor:
 
 def _resize_to(image: tf.Tensor, mask: tf.Tensor, size: tf.Tensor):
     """Resizes to a dynamic ``[height, width]`` (bilinear, antialiased; nearest for the mask)."""
-    resized = tf.image.resize(image, size, method="bilinear", antialias=True)
-    resized = tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+    resized = tf.cast(resize_images(image, size), tf.uint8)
     return resized, tf.image.resize(mask, size, method="nearest")
 
 

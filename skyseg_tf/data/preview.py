@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from skyseg_tf.data import spec
+from skyseg_tf.visualization import OVERLAY_ALPHA, OVERLAY_COLOR, overlay_sky
 
 LAYOUTS = ("overlay", "pair")
 """``"overlay"``: one panel per element, sky tinted; ``"pair"``: the image and its mask side by side."""
@@ -37,8 +38,8 @@ def contact_sheet(
     columns: int = 4,
     *,
     layout: str = "overlay",
-    overlay_color: Sequence[int] = (255, 0, 200),
-    overlay_alpha: float = 0.45,
+    overlay_color: Sequence[int] = OVERLAY_COLOR,
+    overlay_alpha: float = OVERLAY_ALPHA,
     panel_inches: float = 2.4,
     dpi: int = 100,
     title: str | None = None,
@@ -130,8 +131,7 @@ def contact_sheet(
         ax = axes[row, col * panels]
         shown = image
         if mask is not None and layout == "overlay":
-            alpha = overlay_alpha * mask[..., None]
-            shown = (image * (1 - alpha) + tint * alpha).astype(np.uint8)
+            shown = overlay_sky(image, mask, color=tint, alpha=overlay_alpha)
         ax.imshow(shown, interpolation="antialiased")
         ax.set_title(caption, fontsize=7, pad=2)
         if panels == 2:

@@ -339,11 +339,13 @@ def _load_model_or_preset(model: str | None):
 
 # ----------------------------------------------------------------------------- predict
 @main.command("predict")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--model", "model_path", help=".keras file, SavedModel folder or preset name (default: the pretrained "
                                            "sky_unet_mobilenet_v3; `skyseg models` lists the presets).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--save", default="mask,probability,overlay", show_default=True, help="Comma list of mask, probability, overlay.")
+@click.option("--save", default="mask,probability,overlay", show_default=True,
+              help="Comma list of mask, probability, overlay, alpha (soft matte PNG), rgba (photo with the sky "
+                   "transparent).")
 @click.option("--input-size", help="Model input size HEIGHTxWIDTH for resize mode (default: automatic).")
 @click.option("--mode", type=click.Choice(["auto", "resize", "tile"]), default="auto", show_default=True)
 @click.option("--tile-size", default=512, show_default=True, type=int)
@@ -355,13 +357,21 @@ def _load_model_or_preset(model: str | None):
 @click.option("--optimize/--no-optimize", default=True, show_default=True,
               help="Run the inference rewrite of a .keras model (BatchNorms folded, sub-pixel upsampling convs): "
                    "same outputs, faster.")
+@click.option("--overwrite/--no-overwrite", default=False, show_default=True,
+              help="Predict photos whose outputs exist again (default: skip them, so a rerun resumes).")
+@click.option("--workers", default=2, show_default=True, type=int,
+              help="Threads decoding photos ahead of the model and writing outputs behind it (0: one at a time).")
+@click.option("--has-sky-fraction", default=None, type=float,
+              help="Sky fraction from which a record says has_sky (default: the calibrated value).")
 @_friendly_errors
 def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_size, overlap, refine, threshold,
-                    recursive, optimize):
-    """Write sky masks, probability maps and overlays at each image's own resolution.
+                    recursive, optimize, overwrite, workers, has_sky_fraction):
+    """Write sky masks, probability maps, overlays and mattes at each image's own resolution.
 
-    INPUTS are image files or folders. Unreadable files are reported and skipped; the command
-    exits with status 1 if any failed.
+    INPUTS are image files, folders or quoted glob patterns ("shots/*.jpg"). One record per photo
+    (sky fraction, has_sky, mean confidence, skyline profile) is appended to predictions.jsonl and
+    predictions.csv in --out. Photos whose outputs exist are skipped unless --overwrite.
+    Unreadable files are reported and skipped; the command exits with status 1 if any failed.
     """
     from skyseg_tf.inference import predict_paths
     from skyseg_tf.models.optimize import optimize_if_possible
@@ -375,7 +385,8 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
         model, list(inputs) if len(inputs) > 1 else inputs[0], out_dir,
         save=tuple(s.strip() for s in save.split(",") if s.strip()), input_size=_parse_size(input_size),
         mode=mode, tile_size=tile_size, overlap=overlap, refine=None if refine == "none" else refine,
-        threshold=threshold, recursive=recursive,
+        threshold=threshold, recursive=recursive, overwrite=overwrite, workers=workers,
+        **({} if has_sky_fraction is None else {"has_sky_fraction": has_sky_fraction}),
     )
     click.echo(str(summary))
     if not summary.ok:
@@ -389,14 +400,24 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
 @click.option("--version", default=1, show_default=True, type=int, help="Version subfolder written under --out.")
 @click.option("--image-size", help="Working size HEIGHTxWIDTH of the bytes signature (default: the model's).")
 @click.option("--tflite/--no-tflite", default=False, help="Also write float32 and float16 TFLite files.")
+@click.option("--onnx/--no-onnx", default=False,
+              help='Also write OUT/model.onnx (any batch and size divisible by the stride), checked in onnxruntime; '
+                   'needs pip install "skyseg-tf[onnx]".')
 @click.option("--overwrite/--no-overwrite", default=False)
 @click.option("--optimize/--no-optimize", default=True, show_default=True,
               help="Export the inference rewrite (BatchNorms folded, sub-pixel upsampling convs): same outputs, faster.")
 @_friendly_errors
-def export_command(model_path, out_dir, version, image_size, tflite, overwrite, optimize):
-    """Export a SavedModel in TF Serving's layout (OUT/VERSION/), and optionally TFLite."""
+def export_command(model_path, out_dir, version, image_size, tflite, onnx, overwrite, optimize):
+    """Export a SavedModel (TF Serving layout, OUT/VERSION/), optionally TFLite and ONNX."""
+    from skyseg_tf import export
     from skyseg_tf.export import check_tflite, export_saved_model, export_tflite
 
+    onnx_errors = (export.OnnxNotInstalledError, export.OnnxExportError)
+    if onnx:
+        try:
+            export.require_onnx()  # before the SavedModel, so a missing package fails fast
+        except onnx_errors as error:
+            raise click.ClickException(str(error)) from None
     model = _load_model_or_preset(model_path)
     size = _parse_size(image_size)
     path = export_saved_model(model, out_dir, version=version, image_size=size, overwrite=overwrite,
@@ -409,6 +430,13 @@ def export_command(model_path, out_dir, version, image_size, tflite, overwrite, 
             tflite_path = export_tflite(model, os.path.join(out_dir, name), image_size=size, quantization=quantization)
             check = check_tflite(model, tflite_path)
             click.echo(f"TFLite: {tflite_path} (max |TFLite - Keras| = {check['max_abs_diff']:.2e})")
+    if onnx:
+        try:
+            onnx_path = export.export_onnx(model, os.path.join(out_dir, export.ONNX_FILE))
+        except onnx_errors as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"ONNX: {onnx_path} (input images [batch, height, width, 3]; matches Keras in onnxruntime "
+                   f"to {export.ONNX_TOLERANCE:g})")
 
 
 # ----------------------------------------------------------------------------- demo

@@ -20,6 +20,7 @@ import os
 import pathlib
 from typing import Sequence
 
+import cv2
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -46,10 +47,12 @@ def overlay_sky(image: np.ndarray, probability: np.ndarray, color=OVERLAY_COLOR,
         >>> overlay_sky(np.zeros((1, 2, 3), np.uint8), np.array([[0.0, 1.0]]), alpha=1.0)[0].tolist()
         [[0, 0, 0], [255, 0, 200]]
     """
-    weight = (alpha * np.asarray(probability, np.float32))[..., None]
-    tint = np.asarray(color, np.float32)
-    out = image.astype(np.float32) * (1.0 - weight) + tint * weight
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    image = np.ascontiguousarray(image, np.uint8)
+    weight = np.float32(alpha) * np.asarray(probability, np.float32)
+    tint = np.empty_like(image)
+    tint[...] = np.clip(np.round(np.asarray(color, np.float32)), 0, 255).astype(np.uint8)
+    # OpenCV's per-pixel blend: (image * (1 - w) + tint * w), rounded, multithreaded.
+    return cv2.blendLinear(image, tint, 1.0 - weight, weight)
 
 
 def _as_map(value, name: str, index: int) -> np.ndarray:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from skyseg_tf import checks
-from skyseg_tf.image_ops import resize_images, resize_probabilities
+from skyseg_tf.image_ops import resize_images
 from skyseg_tf.inference.predictor import SkyPredictor, as_predictor
 from skyseg_tf.inference.refine import DEFAULT_GUIDED_EPS, REFINE_METHODS, default_guided_radius, refine_probability
 from skyseg_tf.inference.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, predict_tiles
@@ -120,6 +121,8 @@ def predict_image(
     refine_radius: int | None = None,
     refine_eps: float = DEFAULT_GUIDED_EPS,
     progress: bool = False,
+    *,
+    output_size: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Predicts the sky probability of every pixel of an image, at the image's own resolution.
 
@@ -149,6 +152,9 @@ def predict_image(
             upsampling factor (2 at native resolution).
         refine_eps: Guided-filter regularisation.
         progress: Show a progress bar over the tiles.
+        output_size: ``(height, width)`` of the returned map, in ``"resize"`` mode without
+            refinement; default the image's own size. For a photo decoded at reduced scale
+            (JPEG draft decoding), pass the photo's full size.
 
     Returns:
         float32 ``[H, W]`` sky probabilities in ``[0, 1]``.
@@ -174,6 +180,13 @@ def predict_image(
     image = as_rgb(image)
     height, width = image.shape[:2]
     mode = resolve_mode(mode, image.shape, predictor, tile_size)
+    output_size = checks.size_pair("output_size", output_size)
+    if output_size is not None and (mode != "resize" or refine is not None):
+        raise ValueError(
+            f"output_size: received {output_size!r} with mode={mode!r} and refine={refine!r}; it "
+            "needs mode='resize' (or 'auto' resolving to it) and refine=None, which do not need "
+            "the full-resolution image."
+        )
     if mode == "tile":
         if predictor.input_size is not None:
             raise ValueError(
@@ -195,9 +208,12 @@ def predict_image(
             size = predictor.preprocessing.working_size(image.shape) or DEFAULT_INPUT_SIZE
         size = size or DEFAULT_INPUT_SIZE
         resized = resize_images(image[None], size)
-        low = predictor(resized)
-        probability = resize_probabilities(low[..., None], (height, width)).numpy()[0, ..., 0]
-        scale = max(height / size[0], width / size[1])
+        low = predictor(resized)[0]
+        out_height, out_width = output_size or (height, width)
+        # Bilinear upsampling (half-pixel centres, as tf.image.resize) in OpenCV: 30x faster for
+        # a 12-megapixel photo, equal to 3e-5.
+        probability = cv2.resize(low, (out_width, out_height), interpolation=cv2.INTER_LINEAR)
+        scale = max(out_height / size[0], out_width / size[1])
     if refine == "guided":
         radius = refine_radius if refine_radius is not None else default_guided_radius(scale)
         probability = refine_probability(image, probability, radius, refine_eps)

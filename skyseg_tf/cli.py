@@ -361,11 +361,14 @@ def _load_model_or_preset(model: str | None):
               help="Predict photos whose outputs exist again (default: skip them, so a rerun resumes).")
 @click.option("--workers", default=2, show_default=True, type=int,
               help="Threads decoding photos ahead of the model and writing outputs behind it (0: one at a time).")
+@click.option("--draft/--no-draft", default=False, show_default=True,
+              help="Decode JPEGs at reduced scale when only masks/probabilities are saved without refinement: "
+                   "faster; masks may differ where the probability is near the threshold.")
 @click.option("--has-sky-fraction", default=None, type=float,
               help="Sky fraction from which a record says has_sky (default: the calibrated value).")
 @_friendly_errors
 def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_size, overlap, refine, threshold,
-                    recursive, optimize, overwrite, workers, has_sky_fraction):
+                    recursive, optimize, overwrite, workers, draft, has_sky_fraction):
     """Write sky masks, probability maps, overlays and mattes at each image's own resolution.
 
     INPUTS are image files, folders or quoted glob patterns ("shots/*.jpg"). One record per photo
@@ -385,7 +388,7 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
         model, list(inputs) if len(inputs) > 1 else inputs[0], out_dir,
         save=tuple(s.strip() for s in save.split(",") if s.strip()), input_size=_parse_size(input_size),
         mode=mode, tile_size=tile_size, overlap=overlap, refine=None if refine == "none" else refine,
-        threshold=threshold, recursive=recursive, overwrite=overwrite, workers=workers,
+        threshold=threshold, recursive=recursive, overwrite=overwrite, workers=workers, draft=draft,
         **({} if has_sky_fraction is None else {"has_sky_fraction": has_sky_fraction}),
     )
     click.echo(str(summary))

@@ -7,10 +7,10 @@ in the output folder.
 
 Throughput: reading, predicting and writing overlap (photos are decoded by ``workers`` threads
 ahead of the model, and outputs are encoded and written by ``workers`` threads behind it; Pillow,
-OpenCV and TensorFlow release the GIL while they work), JPEGs are decoded at reduced scale
-(libjpeg DCT scaling) when no output needs the full-resolution pixels, and outputs are encoded
-with OpenCV (fast PNG compression). ``benchmarks/bench_predict_throughput.py`` measures it
-against the one-photo-at-a-time path.
+OpenCV and TensorFlow release the GIL while they work), probabilities are upsampled and outputs
+encoded with OpenCV (fast PNG compression), and with ``draft=True`` JPEGs are decoded at reduced
+scale when no output needs the full-resolution pixels. ``benchmarks/bench_predict_throughput.py``
+measures it against the one-photo-at-a-time path (figures in docs/benchmarks.md).
 
 Photos whose outputs already exist are skipped (reported, not failed) unless ``overwrite=True``,
 so an interrupted run over a large folder resumes where it stopped.
@@ -84,9 +84,9 @@ _PREFETCH = 2
 a 12-megapixel photo with its probability map is about 80 MB)."""
 
 _DRAFT_MARGIN = 2
-"""Draft-decoded JPEGs keep at least this many pixels per model input pixel, so the model input
-is resized from a sharp image as from the full one (masks agree to IoU 0.999, measured by
-``benchmarks/bench_predict_throughput.py``)."""
+"""Draft-decoded JPEGs keep at least this many pixels per model input pixel along each axis, so
+the model input is still resized down from a sharper image (a larger margin did not bring the
+masks closer to a full decode's in ``benchmarks/bench_predict_throughput.py``)."""
 
 _GLOB_CHARACTERS = frozenset("*?[")
 
@@ -256,10 +256,13 @@ def render_outputs(image: np.ndarray | None, probability: np.ndarray, save: Sequ
     for kind in save:
         extension = pathlib.PurePath(OUTPUT_SUFFIXES[kind]).suffix
         if kind == "mask":
-            pixels = np.where(probability >= threshold, 255, 0).astype(np.uint8)
+            pixels = np.greater_equal(probability, threshold).view(np.uint8)
+            pixels *= np.uint8(255)
+        elif kind == "probability" and probability_bits == 8:
+            # round(255 p), saturated to uint8 (OpenCV: one multithreaded pass, as np.round).
+            pixels = cv2.convertScaleAbs(np.asarray(probability, np.float32), alpha=255.0)
         elif kind == "probability":
-            scale = 65535.0 if probability_bits == 16 else 255.0
-            pixels = np.round(probability * scale).astype(np.uint16 if probability_bits == 16 else np.uint8)
+            pixels = np.round(probability * 65535.0).astype(np.uint16)
         elif kind == "overlay":
             pixels = overlay_sky(image, probability)
         else:
@@ -372,7 +375,7 @@ def predict_paths(
     *,
     overwrite: bool = False,
     workers: int = 2,
-    draft: bool = True,
+    draft: bool = False,
     has_sky_fraction: float = DEFAULT_HAS_SKY_FRACTION,
     records: bool = True,
 ) -> PredictionSummary:
@@ -406,7 +409,11 @@ def predict_paths(
             interrupted run resumes).
         workers: Threads that decode photos ahead of the model and encode and write outputs
             behind it (``0``: one photo at a time, nothing overlapped).
-        draft: Decode JPEGs at reduced scale when no output needs full-resolution pixels.
+        draft: Decode JPEGs at reduced scale (libjpeg DCT scaling) when no output needs
+            full-resolution pixels (``save`` of masks and probabilities only, no refinement):
+            faster, but the model sees a slightly different resampling of the photo, so masks
+            differ where the probability is near the threshold (dataset IoU 0.994-0.996 against a
+            full decode in ``benchmarks/bench_predict_throughput.py``); off by default.
         has_sky_fraction: Sky fraction from which a record says ``has_sky``.
         records: Append the per-photo records to ``predictions.jsonl`` / ``predictions.csv``.
 

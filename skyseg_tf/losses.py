@@ -9,8 +9,8 @@ Input convention, shared with ``skyseg_tf.metrics``:
 
 * ``y_pred`` is either ``(B, H, W, 1)``, the sky probability (or the sky logit when
   ``from_logits=True``), or ``(B, H, W, 2)``, probabilities (or logits) over the classes
-  ``(other, sky)``. :func:`sky_probability` reduces both to the sky channel; it is the only
-  place that knows this convention.
+  ``(other, sky)``. :func:`skyseg_tf.outputs.sky_probability` reduces both to the sky
+  channel; :mod:`skyseg_tf.outputs` is the only place that knows this convention.
 * ``y_true`` is ``(B, H, W, 1)`` or ``(B, H, W)``, 1 for sky and 0 elsewhere (any
   integer or float dtype). Soft labels in ``[0, 1]`` are accepted by the losses.
 
@@ -43,6 +43,8 @@ import numbers
 import keras
 from keras import ops
 
+from skyseg_tf.outputs import sky_channel, sky_probability, sky_target  # noqa: F401  (public here too)
+
 #: Default smoothing term of the Dice loss (added to numerator and denominator).
 DEFAULT_SMOOTH = 1.0
 #: Default focal-loss weight of the sky class (the other class gets ``1 - alpha``).
@@ -54,93 +56,6 @@ _PACKAGE = "skyseg_tf"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _sky_channel(y_pred, from_logits):
-    """Returns the sky channel of ``y_pred`` in float32, in the domain it came in.
-
-    For one channel this is the input itself. For two channels of probabilities it is
-    channel 1; for two channels of logits it is ``logit_sky - logit_other``, the logit
-    whose sigmoid equals the softmax probability of sky.
-    """
-    y_pred = ops.convert_to_tensor(y_pred)
-    y_pred = ops.cast(y_pred, "float32")
-    shape = tuple(y_pred.shape)
-    channels = shape[-1] if shape else None
-    if len(shape) < 2 or channels not in (1, 2):
-        raise ValueError(
-            "`y_pred` must have a channel axis last with 1 channel (sky probability, or "
-            "sky logit with from_logits=True) or 2 channels (other, sky). "
-            f"Received y_pred with shape {shape}. For a (B, H, W) probability map add "
-            "the axis with `y_pred[..., None]`."
-        )
-    if channels == 1:
-        return y_pred
-    if from_logits:
-        return y_pred[..., 1:2] - y_pred[..., 0:1]
-    return y_pred[..., 1:2]
-
-
-def sky_probability(y_pred, from_logits=False):
-    """Reduces a model output to the sky probability, shape ``(..., 1)``, float32.
-
-    This is the one place that knows the output convention of skyseg_tf models; every
-    loss and metric calls it.
-
-    Args:
-        y_pred: ``(B, H, W, 1)`` sky probability (sigmoid output) or sky logit, or
-            ``(B, H, W, 2)`` softmax probabilities or logits over ``(other, sky)``.
-        from_logits: Whether ``y_pred`` holds logits (sigmoid for one channel, softmax
-            for two) rather than probabilities.
-
-    Returns:
-        A float32 tensor shaped like ``y_pred`` with a last axis of size 1.
-
-    Raises:
-        ValueError: If the last axis of ``y_pred`` is neither 1 nor 2.
-
-    Example:
-        >>> import numpy as np
-        >>> logits = np.array([[[[0.0, 2.0]]]], "float32")  # (1, 1, 1, 2)
-        >>> p = sky_probability(logits, from_logits=True)
-        >>> round(float(p[0, 0, 0, 0]), 4)
-        0.8808
-    """
-    sky = _sky_channel(y_pred, from_logits)
-    return ops.sigmoid(sky) if from_logits else sky
-
-
-def sky_target(y_true, like):
-    """Brings a ground-truth mask to float32 with the shape of ``like``'s sky channel.
-
-    Args:
-        y_true: ``(B, H, W, 1)`` or ``(B, H, W)`` mask, 1 for sky and 0 elsewhere.
-        like: The sky-channel tensor ``y_true`` is compared with (rank 4, last axis 1),
-            e.g. the output of :func:`sky_probability`.
-
-    Returns:
-        ``y_true`` as float32 with a trailing axis of size 1.
-
-    Raises:
-        ValueError: If ``y_true`` cannot be matched to ``like``.
-
-    Example:
-        >>> import numpy as np
-        >>> p = np.zeros((2, 4, 4, 1), "float32")
-        >>> tuple(sky_target(np.ones((2, 4, 4), "uint8"), p).shape)
-        (2, 4, 4, 1)
-    """
-    y_true = ops.cast(ops.convert_to_tensor(y_true), "float32")
-    rank = len(like.shape)
-    if len(y_true.shape) == rank - 1:
-        y_true = ops.expand_dims(y_true, -1)
-    if len(y_true.shape) != rank or y_true.shape[-1] not in (1, None):
-        raise ValueError(
-            "`y_true` must be a sky mask shaped (B, H, W, 1) or (B, H, W) to match "
-            f"y_pred's sky channel {tuple(like.shape)}; received y_true with shape "
-            f"{tuple(y_true.shape)}. One-hot masks: pass `y_true[..., 1:2]`."
-        )
-    return y_true
 
 
 def _check_non_negative_number(name, value):
@@ -218,7 +133,7 @@ def bce_loss(y_true, y_pred, from_logits=False):
         >>> round(float(bce_loss(t, np.full((1, 1, 1, 1), 0.5))[0]), 4)  # ln 2
         0.6931
     """
-    sky = _sky_channel(y_pred, from_logits)
+    sky = sky_channel(y_pred, from_logits)
     t = sky_target(y_true, sky)
     ce = ops.binary_crossentropy(t, sky, from_logits=from_logits)
     return ops.mean(ce, axis=_image_axes(ce))
@@ -292,7 +207,7 @@ def focal_loss(
         >>> round(float(focal_loss(t, p, alpha=0.5, gamma=0.0)[0]), 4)  # ln(2) / 2
         0.3466
     """
-    sky = _sky_channel(y_pred, from_logits)
+    sky = sky_channel(y_pred, from_logits)
     t = sky_target(y_true, sky)
     ce = ops.binary_crossentropy(t, sky, from_logits=from_logits)
     p = ops.sigmoid(sky) if from_logits else sky

@@ -38,7 +38,7 @@ import numbers
 import keras
 from keras import ops
 
-from skyseg_tf.losses import sky_probability, sky_target
+from skyseg_tf.outputs import sky_probability, sky_target
 
 #: Default probability at or above which a pixel counts as predicted sky.
 DEFAULT_THRESHOLD = 0.5

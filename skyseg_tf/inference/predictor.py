@@ -23,7 +23,7 @@ import tensorflow as tf
 from skyseg_tf import preprocessing
 from skyseg_tf.image_ops import pad_to_multiple
 from skyseg_tf.inference.loading import load_model
-from skyseg_tf.losses import sky_probability
+from skyseg_tf.outputs import sky_probability
 
 DEFAULT_STRIDE = 32
 """Divisor assumed for models whose stride cannot be read (SavedModels, plain callables); every

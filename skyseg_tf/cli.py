@@ -366,9 +366,15 @@ def _load_model_or_preset(model: str | None):
                    "faster; masks may differ where the probability is near the threshold.")
 @click.option("--has-sky-fraction", default=None, type=float,
               help="Sky fraction from which a record says has_sky (default: the calibrated value).")
+@click.option("--runner", type=click.Choice(["local", "beam"]), default="local", show_default=True,
+              help="local: this process; beam: an Apache Beam pipeline (docs/beam.md; needs skyseg-tf[beam]). "
+                   "With beam, --overwrite replaces an earlier run's results (default: refuse).")
+@click.option("--beam-options", default=None,
+              help='Beam pipeline flags with --runner beam, e.g. "--direct_running_mode=multi_processing '
+                   '--direct_num_workers=2" or "--runner=DataflowRunner --project=P ...".')
 @_friendly_errors
 def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_size, overlap, refine, threshold,
-                    recursive, optimize, overwrite, workers, draft, has_sky_fraction):
+                    recursive, optimize, overwrite, workers, draft, has_sky_fraction, runner, beam_options):
     """Write sky masks, probability maps, overlays and mattes at each image's own resolution.
 
     INPUTS are image files, folders or quoted glob patterns ("shots/*.jpg"). One record per photo
@@ -376,6 +382,22 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
     predictions.csv in --out. Photos whose outputs exist are skipped unless --overwrite.
     Unreadable files are reported and skipped; the command exits with status 1 if any failed.
     """
+    if runner == "beam":
+        try:
+            from skyseg_tf.beam import predict_pipeline
+        except ImportError as error:
+            raise click.ClickException(str(error)) from None
+        summary = predict_pipeline(
+            list(inputs), out_dir, model=model_path, save=tuple(s.strip() for s in save.split(",") if s.strip()),
+            threshold=threshold, refine=None if refine == "none" else refine, beam_options=beam_options,
+            overwrite=overwrite, input_size=_parse_size(input_size), mode=mode, tile_size=tile_size,
+            overlap=overlap, recursive=recursive, optimize=optimize,
+            **({} if has_sky_fraction is None else {"has_sky_fraction": has_sky_fraction}),
+        )
+        click.echo(str(summary))
+        if not summary.ok:
+            sys.exit(1)
+        return
     from skyseg_tf.inference import predict_paths
     from skyseg_tf.models.optimize import optimize_if_possible
     from skyseg_tf.preprocessing import attach, get

@@ -320,3 +320,16 @@ def test_training_and_prediction_resize_a_photo_to_the_same_pixels():
     predict_image(recorder, photo, input_size=(64, 96), mode="resize")
     assert seen, "the model was not called"
     np.testing.assert_array_equal(np.asarray(trained_on, np.float32)[0], seen[-1][0, :64, :96])
+
+
+@pytest.mark.parametrize("shape", [(48, 40, 3), (300, 500, 3)])
+def test_probabilities_go_back_to_the_photo_size_as_tensorflow_resizes_them(shape):
+    """OpenCV upsamples (fast), TensorFlow shrinks (antialiased): both agree with tf.image.resize."""
+    from skyseg_tf.image_ops import resize_probabilities
+
+    photo = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    model = red_channel_model()
+    got = predict_image(model, photo, input_size=(96, 128), mode="resize")
+    low = inference.resize_images(photo[None].astype(np.float32), (96, 128))[..., :1] / 255.0
+    want = resize_probabilities(low, shape[:2]).numpy()[0, ..., 0]
+    np.testing.assert_allclose(got, want, atol=1e-4)

@@ -226,3 +226,58 @@ def test_sizes_unknown_while_tracing_are_checked_at_run_time():
     assert predict(tf.zeros((1, 64, 96, 3))).shape == (1, 64, 96, 1)
     with pytest.raises(tf.errors.InvalidArgumentError, match="divisible by 32"):
         predict(tf.zeros((1, 64, 90, 3)))
+
+
+def _tiny_pyramid_backbone():
+    """A five-level strided-conv backbone exposing keras-hub's ``pyramid_outputs`` contract."""
+    inputs = keras.Input((None, None, 3))
+    x, pyramid = inputs, {}
+    for level in range(1, 6):
+        x = keras.layers.Conv2D(4 * level, 3, strides=2, padding="same", name=f"tiny_p{level}")(x)
+        pyramid[f"P{level}"] = x
+    backbone = keras.Model(inputs, x, name="tiny")
+    backbone.pyramid_outputs = pyramid
+    return backbone
+
+
+def test_any_model_with_pyramid_outputs_feeds_every_decoder():
+    from skyseg_tf.models import build_deeplabv3, build_deeplabv3plus, build_unet
+
+    images = np.random.default_rng(0).uniform(0, 255, (1, 64, 96, 3)).astype("float32")
+    for builder in (build_unet, build_deeplabv3, build_deeplabv3plus):
+        backbone = _tiny_pyramid_backbone()
+        model = builder(backbone=backbone, encoder_weights=None, output_stride=32) if builder is not build_unet \
+            else builder(backbone=backbone, encoder_weights=None)
+        assert model.name == f"{builder.__name__[len('build_'):]}_tiny"
+        assert model(images).shape == (1, 64, 96, 1)
+        # The plug-in's own weights are the encoder's: the model trains them, not copies.
+        assert any(w is backbone.get_layer("tiny_p1").kernel for w in model.trainable_weights)
+    with pytest.raises(ValueError, match="output_stride=32"):
+        build_deeplabv3(backbone=_tiny_pyramid_backbone(), encoder_weights=None)
+    plain = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3)], name="plain")
+    with pytest.raises(ValueError, match="pyramid_outputs"):
+        build_unet(backbone=plain, encoder_weights=None)
+
+
+def test_register_model_entries_with_their_own_metadata():
+    import skyseg_tf
+    from skyseg_tf.models import build_unet
+    from skyseg_tf.models.registry import model_entry, register_model, unregister_model
+
+    def unet_on_tiny(**kwargs):
+        return build_unet(backbone=_tiny_pyramid_backbone(), **kwargs)
+
+    register_model("unet_tiny_test", unet_on_tiny, architecture="unet", description="U-Net on a tiny plug-in",
+                   tags=("plugin",), defaults={"decoder_filters": (16, 8, 8, 4, 4)})
+    try:
+        assert skyseg_tf.list_models(tags="plugin") == ["unet_tiny_test"]
+        assert model_entry("unet_tiny_test").builder is unet_on_tiny
+        model = skyseg_tf.build_model("unet_tiny_test", encoder_weights=None)
+        assert model.name == "unet_tiny_test" and model.output_shape == (None, None, None, 1)
+        assert model.get_layer("decoder_stage4a_conv").filters == 4  # the entry's defaults were used
+        with pytest.raises(ValueError, match="already registered"):
+            register_model("unet_tiny_test", unet_on_tiny, architecture="unet")
+    finally:
+        unregister_model("unet_tiny_test")
+    assert "unet_tiny_test" not in skyseg_tf.list_models()
+    assert skyseg_tf.list_models(tags="study") == ["deeplabv3_resnet50", "unet_resnet50"]

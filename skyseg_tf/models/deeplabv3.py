@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from skyseg_tf.models.base import assemble_model
+from skyseg_tf.models.base import assemble_model, encoder_name
 from skyseg_tf.models.layers import BroadcastLike, conv_bn_relu, segmentation_head
 from skyseg_tf.models.unet import _check_head
 
@@ -47,7 +47,7 @@ def _resolve_rates(output_stride, atrous_rates):
 
 
 def build_deeplabv3(
-    backbone: str = "resnet50",
+    backbone="resnet50",
     encoder_weights="imagenet",
     classes: int = 1,
     activation: str | None = "sigmoid",
@@ -61,7 +61,8 @@ def build_deeplabv3(
     """Builds DeepLabV3 (torchvision layout) on a dilated ``keras.applications`` encoder.
 
     Args:
-        backbone: Encoder name.
+        backbone: Encoder name, or a Keras model exposing ``pyramid_outputs`` P1..P5
+            (:func:`skyseg_tf.models.base.pyramid_encoder`; then ``output_stride=32``).
         encoder_weights: ``"imagenet"``, ``None`` or a path to a weights file; ImageNet
             weights load into the dilated encoder unchanged.
         classes: 1 (sigmoid sky probability) or 2 with ``activation="softmax"`` (the study's
@@ -88,13 +89,13 @@ def build_deeplabv3(
         return segmentation_head(x, classes, activation, kernel_size=1, upsample=output_stride)
 
     return assemble_model(
-        name or f"deeplabv3_{backbone}", backbone, encoder_weights, input_shape,
+        name or f"deeplabv3_{encoder_name(backbone)}", backbone, encoder_weights, input_shape,
         output_stride=output_stride, size_divisor=output_stride, decode=decode,
     )
 
 
 def build_deeplabv3plus(
-    backbone: str = "resnet50",
+    backbone="resnet50",
     encoder_weights="imagenet",
     classes: int = 1,
     activation: str | None = "sigmoid",
@@ -112,7 +113,8 @@ def build_deeplabv3plus(
     ``low_level_filters`` channels, refined by two Conv3x3-BN-ReLU, classified and upsampled x4.
 
     Args:
-        backbone: Encoder name.
+        backbone: Encoder name, or a Keras model exposing ``pyramid_outputs`` P1..P5
+            (:func:`skyseg_tf.models.base.pyramid_encoder`; then ``output_stride=32``).
         encoder_weights: ``"imagenet"``, ``None`` or a path to a weights file.
         classes: Output channels.
         activation: ``"sigmoid"``, ``"softmax"`` or ``None``.
@@ -142,6 +144,6 @@ def build_deeplabv3plus(
         return segmentation_head(x, classes, activation, kernel_size=1, upsample=4)
 
     return assemble_model(
-        name or f"deeplabv3plus_{backbone}", backbone, encoder_weights, input_shape,
+        name or f"deeplabv3plus_{encoder_name(backbone)}", backbone, encoder_weights, input_shape,
         output_stride=output_stride, size_divisor=max(output_stride, 4), decode=decode,
     )

@@ -10,14 +10,14 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from skyseg_tf.models.base import assemble_model
+from skyseg_tf.models.base import assemble_model, encoder_name
 from skyseg_tf.models.layers import OUTPUT_ACTIVATIONS, conv_bn_relu, segmentation_head
 
 UNET_SKIPS = ("P4", "P3", "P2", "P1", None)
 
 
 def build_unet(
-    backbone: str = "resnet50",
+    backbone="resnet50",
     encoder_weights="imagenet",
     classes: int = 1,
     activation: str | None = "sigmoid",
@@ -29,7 +29,8 @@ def build_unet(
     """Builds a U-Net (segmentation_models style) on a ``keras.applications`` encoder.
 
     Args:
-        backbone: Encoder name (see :func:`skyseg_tf.models.encoders.list_encoders`).
+        backbone: Encoder name (see :func:`skyseg_tf.models.encoders.list_encoders`), or a Keras
+            model exposing ``pyramid_outputs`` P1..P5 (:func:`skyseg_tf.models.base.pyramid_encoder`).
         encoder_weights: ``"imagenet"``, ``None`` or a path to a weights file.
         classes: Output channels: 1 (sigmoid sky probability) or 2 (softmax other/sky).
         activation: ``"sigmoid"``, ``"softmax"`` or ``None`` for logits.
@@ -67,7 +68,7 @@ def build_unet(
         return segmentation_head(x, classes, activation, kernel_size=3)
 
     return assemble_model(
-        name or f"unet_{backbone}", backbone, encoder_weights, input_shape,
+        name or f"unet_{encoder_name(backbone)}", backbone, encoder_weights, input_shape,
         output_stride=32, size_divisor=32, decode=decode,
     )
 

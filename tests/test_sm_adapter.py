@@ -47,3 +47,42 @@ def test_unknown_architecture_and_backbone_errors():
         from_segmentation_models("SegFormer", "resnet50")
     with pytest.raises(ValueError, match="Unknown segmentation_models backbone 'swin_t'"):
         from_segmentation_models("Unet", "swin_t")
+
+
+def test_unet_decoder_numerically_equals_segmentation_models_unet_resnet50():
+    """Parity with segmentation_models' Unet("resnet50"), weights transplanted layer by layer.
+
+    segmentation_models' ResNet50 (classification_models: pre-activation units, a BatchNorm on
+    the raw input) is not keras.applications' ResNet50 (post-activation, conv biases), so the
+    two encoders cannot share weights. The comparison plugs sm's own encoder into our U-Net
+    (through the ``pyramid_outputs`` contract, P1..P5 = relu0, stage2..4_unit1_relu1, relu1),
+    copies every decoder and head weight by layer name, and compares the outputs.
+    """
+    import keras
+
+    from skyseg_tf.models.sm_adapter import _import_segmentation_models
+
+    sm = _import_segmentation_models()
+    theirs = sm.Unet("resnet50", encoder_weights=None, input_shape=(64, 96, 3))
+    rng = np.random.default_rng(0)
+    for layer in theirs.layers:  # non-trivial BatchNorm statistics and biases everywhere
+        if layer.weights:
+            layer.set_weights([rng.normal(0.0, 0.05, w.shape).astype("float32") + (1.0 if "variance" in w.path
+                              or "gamma" in w.path else 0.0) for w in layer.weights])
+    skips = {"P1": "relu0", "P2": "stage2_unit1_relu1", "P3": "stage3_unit1_relu1",
+             "P4": "stage4_unit1_relu1", "P5": "relu1"}
+    backbone = keras.Model(theirs.input, theirs.get_layer("relu1").output, name="sm_resnet50")
+    backbone.pyramid_outputs = {key: theirs.get_layer(name).output for key, name in skips.items()}
+    ours = build_unet(backbone=backbone, encoder_weights=None, input_shape=(64, 96, 3))
+    copied = 0
+    for layer in ours.layers:
+        source = "final_conv" if layer.name == "head_conv" else layer.name
+        if layer.weights and (layer.name.startswith("decoder_") or layer.name == "head_conv"):
+            layer.set_weights(theirs.get_layer(source).get_weights())
+            copied += 1
+    assert copied == 5 * 2 * 2 + 1  # five blocks of two conv+BN pairs, and the head
+    images = rng.uniform(0, 255, (2, 64, 96, 3)).astype("float32")
+    expected = np.asarray(theirs(images, training=False))
+    got = np.asarray(ours(images, training=False))
+    assert expected.std() > 1e-3  # the outputs are not saturated: the comparison can fail
+    np.testing.assert_allclose(got, expected, atol=1e-4)

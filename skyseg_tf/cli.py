@@ -13,6 +13,18 @@ import sys
 
 import click
 
+from skyseg_tf.inference.predict import MODES as PREDICT_MODES
+from skyseg_tf.inference.refine import REFINE_METHODS
+from skyseg_tf.training.config import (
+    AUGMENT_STRENGTHS,
+    AUGMENTATIONS,
+    LOSSES,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    RESIZE_MODES,
+    STRATEGIES,
+)
+
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, KeyError)
 """Exception types that mean a user mistake, when this library raised them on purpose."""
 
@@ -139,26 +151,26 @@ def models_command(params):
 @click.option("--data-dir", type=click.Path(file_okay=False), help="TFDS data_dir for ade20k_outdoors_sky.")
 @click.option("--num-examples", type=int, help="Number of synthetic scenes (with --data synthetic).")
 @click.option("--image-size", help="HEIGHTxWIDTH the pipeline resizes (or crops) to, e.g. 256x256.")
-@click.option("--resize-mode", type=click.Choice(["resize", "crop", "short_side"]),
+@click.option("--resize-mode", type=click.Choice(RESIZE_MODES),
               help="resize: whole image; crop: full-resolution crops; short_side: shorter side to "
                    "min(image size), aspect kept, scale jitter and crops (for real photos).")
-@click.option("--augment-strength", type=click.Choice(["light", "default", "strong", "photo"]),
+@click.option("--augment-strength", type=click.Choice(AUGMENT_STRENGTHS),
               help="Augmentation preset; photo: exposure, tone curve, haze, vignetting, blur, noise, JPEG.")
 @click.option("--batch-size", "global_batch_size", type=int, help="Global batch size over all replicas.")
 @click.option("--epochs", type=int)
 @click.option("--steps-per-epoch", type=int)
-@click.option("--loss", type=click.Choice(["dice", "bce", "bce_dice", "focal"]))
-@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]))
+@click.option("--loss", type=click.Choice(LOSSES))
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS))
 @click.option("--learning-rate", type=float)
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "plateau"]))
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES))
 @click.option("--freeze-encoder-epochs", type=int)
 @click.option("--early-stopping-patience", type=int)
 @click.option("--mixed-precision/--no-mixed-precision", default=None)
 @click.option("--xla/--no-xla", "jit_compile", default=None, help="Compile the train step with XLA.")
 @click.option("--fast-training/--no-fast-training", default=None,
               help="Train with fused BatchNorms and sub-pixel upsampling convs (same maths, faster; default on).")
-@click.option("--strategy", type=click.Choice(["auto", "one_device", "mirrored", "multi_worker_mirrored"]))
-@click.option("--augment", type=click.Choice(["tf", "albumentations", "none"]))
+@click.option("--strategy", type=click.Choice(STRATEGIES))
+@click.option("--augment", type=click.Choice(AUGMENTATIONS))
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Output folder (resumes if it holds a backup).")
 @click.option("--seed", type=int)
 @click.option("--verbose", type=click.IntRange(0, 2), help="1: progress bars (default), 2: a line per epoch.")
@@ -347,10 +359,10 @@ def _load_model_or_preset(model: str | None):
               help="Comma list of mask, probability, overlay, alpha (soft matte PNG), rgba (photo with the sky "
                    "transparent).")
 @click.option("--input-size", help="Model input size HEIGHTxWIDTH for resize mode (default: automatic).")
-@click.option("--mode", type=click.Choice(["auto", "resize", "tile"]), default="auto", show_default=True)
+@click.option("--mode", type=click.Choice(PREDICT_MODES), default="auto", show_default=True)
 @click.option("--tile-size", default=512, show_default=True, type=int)
 @click.option("--overlap", default=64, show_default=True, type=int)
-@click.option("--refine", type=click.Choice(["none", "guided"]), default="none", show_default=True,
+@click.option("--refine", type=click.Choice([m or "none" for m in REFINE_METHODS]), default="none", show_default=True,
               help="Make the sky edge follow the full-resolution image (guided filter).")
 @click.option("--threshold", default=0.5, show_default=True, type=float)
 @click.option("--recursive/--no-recursive", default=False)

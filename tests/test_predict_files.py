@@ -178,3 +178,16 @@ def test_cli_predict_alpha_pattern_and_resume(photos, tmp_path):
     assert again.exit_code == 0 and "3 image(s) already had their outputs" in again.output
     missing = CliRunner().invoke(main, ["predict", str(photos / "*.tif"), "--model", str(path), "--out", str(out)])
     assert missing.exit_code != 0 and "matches no file" in missing.output
+
+
+def test_patterns_keep_sub_folders_and_clashing_names_are_refused(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / "shots" / folder).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "shots" / folder / "x.jpg")
+    items, _ = collect_inputs(str(tmp_path / "shots" / "**" / "*.jpg"), recursive=True)
+    assert sorted(stem.as_posix() for _, stem in items) == ["a/x", "b/x"]
+    Image.new("RGB", (8, 8)).save(tmp_path / "shots" / "a" / "x.png")
+    items, _ = collect_inputs([tmp_path / "shots" / "a"])
+    assert sorted(stem.as_posix() for _, stem in items) == ["x.jpg", "x.png"]
+    with pytest.raises(ValueError, match="same output files"):
+        collect_inputs([tmp_path / "shots" / "a" / "x.jpg", tmp_path / "shots" / "b" / "x.jpg"])

@@ -60,15 +60,13 @@ from skyseg_tf.data.folder import folder_dataset
 from skyseg_tf.data.spec import FILE_NAME_KEY, IMAGE_KEY, MASK_KEY
 from skyseg_tf.data.synthetic import synthetic_sky
 from skyseg_tf.image_ops import resize_images
+from skyseg_tf.preprocessing import RESIZE_MODES  # noqa: F401  (values of make_dataset(resize_mode=...))
 
 VALID_SPLITS = ("train", "validation", "test")
 """Split names; TFDS sources also take slices and sums of them (``"train[:90%]"``)."""
 
 AUGMENT_NAMES = ("tf", "albumentations")
 """Names accepted by ``make_dataset(augment=...)``; see :mod:`skyseg_tf.data.augment`."""
-
-RESIZE_MODES = ("resize", "crop", "short_side")
-"""Values of ``make_dataset(resize_mode=...)``."""
 
 DEFAULT_SCALE_RANGE = (1.0, 1.6)
 """Scale jitter of ``resize_mode="short_side"`` when training: the shorter side is resized to

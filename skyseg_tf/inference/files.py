@@ -142,8 +142,9 @@ def collect_inputs(inputs, recursive: bool = False):
 
     ``inputs`` are files, folders (their images, by suffix; with ``recursive``, sub-folders too,
     whose layout the outputs keep) or glob patterns (``"shots/*.jpg"``, ``"**/*.jpg"`` with
-    ``recursive``). Photos of the same stem from different places get their full file name as
-    stem (``a.jpg`` -> ``a.jpg_mask.png``).
+    ``recursive``; outputs keep the sub-folders below the pattern's fixed part). Photos of the
+    same stem get their full file name as stem (``a.jpg`` and ``a.png`` -> ``a.jpg_mask.png``,
+    ``a.png_mask.png``); photos that would still write the same files are an error.
 
     Returns:
         ``([(path, stem)], skipped)``: ``skipped`` lists the non-image files of input folders.
@@ -172,7 +173,9 @@ def collect_inputs(inputs, recursive: bool = False):
                     f"inputs: the pattern {str(entry)!r} matches no file. Check the folder and the "
                     "pattern (quote it so that the shell does not expand it; '**' needs --recursive)."
                 )
-            items += [(p, pathlib.Path(p.stem)) for p in files]
+            root = _pattern_root(str(entry))
+            items += [(p, p.relative_to(root).with_suffix("") if p.is_relative_to(root) else pathlib.Path(p.stem))
+                      for p in files]
         elif path.is_file():
             items.append((path, pathlib.Path(path.stem)))
         elif path.is_dir():
@@ -191,7 +194,26 @@ def collect_inputs(inputs, recursive: bool = False):
             )
     counts = collections.Counter(stem for _, stem in items)
     items = [(p, stem.with_name(p.name) if counts[stem] > 1 else stem) for p, stem in items]
+    counts = collections.Counter(stem for _, stem in items)
+    clashes = sorted(str(p) for p, stem in items if counts[stem] > 1)
+    if clashes:
+        raise ValueError(
+            f"inputs: {len(clashes)} photos would write the same output files ({', '.join(clashes[:4])}"
+            f"{' ...' if len(clashes) > 4 else ''}): they have the same name in different input folders. "
+            "Predict those folders into different --out folders, or pass their common parent folder "
+            "with --recursive (outputs then keep the sub-folders)."
+        )
     return items, skipped
+
+
+def _pattern_root(pattern: str) -> pathlib.Path:
+    """The folder a glob pattern starts from: its leading parts without wildcards."""
+    parts = []
+    for part in pathlib.Path(pattern).parts:
+        if _GLOB_CHARACTERS & set(part):
+            break
+        parts.append(part)
+    return pathlib.Path(*parts) if parts else pathlib.Path(".")
 
 
 def output_paths(out_stem: pathlib.Path, save: Sequence[str]) -> dict:

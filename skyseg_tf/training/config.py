@@ -7,13 +7,18 @@ import json
 import os
 from typing import Any, Optional
 
+from skyseg_tf.data.augment import STRENGTHS as AUGMENT_STRENGTHS
+from skyseg_tf.data.pipeline import AUGMENT_NAMES
+from skyseg_tf.losses import LOSSES as _LOSS_CLASSES
+from skyseg_tf.preprocessing import RESIZE_MODES
+
+# The choices of each option, defined here or read from the module that implements them, and
+# read by the CLI: one list per option.
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "plateau")
-LOSSES = ("dice", "bce", "bce_dice", "focal")
-AUGMENTATIONS = ("tf", "albumentations", "none")
-AUGMENT_STRENGTHS = ("light", "default", "strong", "photo")
-RESIZE_MODES = ("resize", "crop", "short_side")
+LOSSES = tuple(_LOSS_CLASSES)
+AUGMENTATIONS = (*AUGMENT_NAMES, "none")
 
 
 class ConfigError(ValueError):

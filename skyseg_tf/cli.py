@@ -223,21 +223,17 @@ def _label_options(sky_values, sky_colors) -> dict:
 
 
 def _source_from_options(source, images, masks, data_dir, num_examples, render_size, sky_values=(), sky_colors=()):
-    if source == "folder":
-        if not (images and masks):
-            raise ValueError("The folder source needs --images DIR and --masks DIR.")
-        return {"type": "folder", "images": images, "masks": masks, **_label_options(sky_values, sky_colors)}
-    if sky_values or sky_colors:
+    from skyseg_tf.data.sources import source_spec
+
+    if source == "folder" and not (images and masks):
+        raise ValueError("The folder source needs --images DIR and --masks DIR.")
+    if source != "folder" and (sky_values or sky_colors):
         raise ValueError("--sky-value and --sky-color describe folder masks; use them with SOURCE=folder.")
+    if source == "folder":
+        return source_spec("folder", images=images, masks=masks, **_label_options(sky_values, sky_colors))
     if source == "synthetic":
-        spec = {"type": "synthetic", "num_examples": num_examples or 100}
-        if render_size:
-            spec["image_size"] = render_size
-        return spec
-    spec = {"type": "tfds", "name": source}
-    if data_dir:
-        spec["data_dir"] = data_dir
-    return spec
+        return source_spec("synthetic", num_examples=num_examples or 100, **({"render_size": render_size} if render_size else {}))
+    return source_spec(source, **({"data_dir": data_dir} if data_dir else {}))
 
 
 _SOURCE_OPTIONS = [

@@ -39,6 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from skyseg_tf.data.sources import renders_synthetic_without_size
 from skyseg_tf.inference import as_predictor, model_name, resize_probabilities
 from skyseg_tf.metrics import DEFAULT_THRESHOLD, default_metrics
 from skyseg_tf.presets import list_presets
@@ -174,13 +175,6 @@ def _results(metrics) -> dict:
 
 def _format(value) -> str:
     return "-" if value is None else f"{value:.4f}"
-
-
-def _renders_synthetic_without_size(source) -> bool:
-    """A synthetic source whose render size is not set (make_dataset renders at image_size)."""
-    if isinstance(source, str):
-        return source == "synthetic"
-    return isinstance(source, dict) and source.get("type") == "synthetic" and "image_size" not in source
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,7 +467,7 @@ def evaluate_models(
     if not isinstance(original_resolution, bool):
         raise TypeError(f"original_resolution: received {original_resolution!r}; pass True or False.")
     source_kwargs = dict(source_kwargs or {})
-    if _renders_synthetic_without_size(source):
+    if renders_synthetic_without_size(source):
         source_kwargs.setdefault("image_size", size or (256, 256))
     models = _resolve(model_paths_or_models)
     for name, _, predictor in ([] if native else models):

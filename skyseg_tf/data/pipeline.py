@@ -46,7 +46,6 @@ import warnings
 from typing import Any, Callable, Sequence
 
 import tensorflow as tf
-from tfds_ade20k_outdoors import DATASET_NAME as TFDS_NAME
 
 from skyseg_tf.data.augment import (
     TFAugment,
@@ -59,6 +58,7 @@ from skyseg_tf.data.augment import (
 from skyseg_tf.data.folder import folder_dataset
 from skyseg_tf.data.spec import FILE_NAME_KEY, IMAGE_KEY, MASK_KEY
 from skyseg_tf.data.synthetic import synthetic_sky
+from skyseg_tf.data.sources import parse_source
 from skyseg_tf.image_ops import resize_images
 from skyseg_tf.preprocessing import RESIZE_MODES  # noqa: F401  (values of make_dataset(resize_mode=...))
 
@@ -78,14 +78,6 @@ DEFAULT_SHUFFLE_BUFFER = 256
 SIZE_MULTIPLE = 32
 """Encoders downsample by 32; image sizes that are not multiples of it get a warning."""
 
-_SOURCE_FORMS = (
-    '"synthetic"; '
-    f'"{TFDS_NAME}" or "{TFDS_NAME}/<config>"; '
-    '("folder", images_dir, masks_dir); '
-    '{"type": "folder", "images": images_dir, "masks": masks_dir, ...}; '
-    '{"type": "synthetic", ...}; {"type": "tfds", "name": ..., ...}; '
-    "or a tf.data.Dataset of element dicts"
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,92 +149,6 @@ def _check_element_spec(dataset: tf.data.Dataset, where: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _parse_source(source: Any, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Returns ``(kind, arguments)`` for a source spec; kind is synthetic/tfds/folder/dataset."""
-    if isinstance(source, tf.data.Dataset):
-        if kwargs:
-            raise TypeError(
-                f"a tf.data.Dataset source takes no keyword arguments, received {sorted(kwargs)}."
-            )
-        return "dataset", {"dataset": source}
-    if isinstance(source, str):
-        if source == "synthetic":
-            return "synthetic", dict(kwargs)
-        if source == TFDS_NAME or source.startswith(TFDS_NAME + "/"):
-            return "tfds", {"name": source, **kwargs}
-    elif isinstance(source, (tuple, list)) and len(source) == 3 and source[0] == "folder":
-        return "folder", {"images_dir": source[1], "masks_dir": source[2], **kwargs}
-    elif isinstance(source, collections.abc.Mapping) and source.get("type") == "mix":
-        return "mix", _parse_mix(source, kwargs)
-    elif isinstance(source, collections.abc.Mapping):
-        spec = dict(source)
-        kind = spec.pop("type", None)
-        renames = {"folder": {"images": "images_dir", "masks": "masks_dir"}}.get(kind, {})
-        spec = {renames.get(key, key): value for key, value in spec.items()}
-        required = {"folder": ("images_dir", "masks_dir"), "tfds": ("name",), "synthetic": ()}
-        if kind in required:
-            missing = [name for name in required[kind] if name not in spec]
-            twice = sorted(set(spec) & set(kwargs))
-            if missing:
-                shown = {v: k for k, v in renames.items()}
-                raise ValueError(
-                    f"source {dict(source)!r} lacks the key(s) "
-                    f"{[shown.get(name, name) for name in missing]}. Valid forms: {_SOURCE_FORMS}."
-                )
-            if twice:
-                raise ValueError(f"source {dict(source)!r}: {twice} given both in the dict "
-                                 "and as keyword arguments; give each once.")
-            return kind, {**spec, **kwargs}
-    raise ValueError(f"unknown source {source!r}. Valid forms: {_SOURCE_FORMS}.")
-
-
-def _parse_mix(source: collections.abc.Mapping, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``{"sources": [spec...], "weights": [...], "validate": [bool...]}`` of a mix spec."""
-    unknown = sorted(set(source) - {"type", "sources", "weights"})
-    sources = source.get("sources")
-    if unknown or not isinstance(sources, (list, tuple)) or not sources:
-        raise ValueError(
-            f"mix source {dict(source)!r}: needs a non-empty list 'sources' and optionally "
-            f"'weights' (one per source){f'; unknown key(s) {unknown}' if unknown else ''}. "
-            'Example: {"type": "mix", "sources": [{"type": "folder", "images": ..., '
-            '"masks": ...}, {"type": "synthetic"}], "weights": [0.7, 0.3]}.'
-        )
-    if kwargs:
-        raise TypeError(f"a mix source takes its arguments inside each source spec; received "
-                        f"keyword arguments {sorted(kwargs)}.")
-    specs, own_weights, validate = [], [], []
-    for spec in sources:
-        if isinstance(spec, collections.abc.Mapping):
-            spec = dict(spec)
-            own_weights.append(spec.pop("weight", None))
-            validate.append(spec.pop("validate", True))
-        else:
-            own_weights.append(None)
-            validate.append(True)
-        if isinstance(spec, collections.abc.Mapping) and spec.get("type") == "mix":
-            raise ValueError("a mix source cannot contain another mix; list all sources in one.")
-        _parse_source(spec, {})  # Fails early, with the valid forms, for a bad spec.
-        specs.append(spec)
-    weights = source.get("weights")
-    if weights is None:
-        weights = [1.0 if w is None else w for w in own_weights]
-    elif any(w is not None for w in own_weights):
-        raise ValueError("mix source: give weights either as 'weights' or as each source's "
-                         "'weight', not both.")
-    if (not isinstance(weights, (list, tuple)) or len(weights) != len(specs) or not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights)
-            or not sum(weights) > 0):
-        raise ValueError(
-            f"mix source: weights {weights!r} must be {len(specs)} non-negative numbers (one per "
-            "source) with a positive sum, e.g. [0.7, 0.3]."
-        )
-    if not all(isinstance(v, bool) for v in validate) or not any(validate):
-        raise ValueError("mix source: 'validate' must be true or false, and at least one source "
-                         "must be validated on.")
-    total = float(sum(weights))
-    return {"sources": specs, "weights": [float(w) / total for w in weights], "validate": validate}
-
-
 def _call_checked(function: Callable, what: str, *args: Any, **kwargs: Any):
     """Calls ``function``, first turning unknown keyword arguments into a clear TypeError."""
     try:
@@ -312,7 +218,7 @@ def load_source(source: Any, split: str, **kwargs: Any) -> tf.data.Dataset:
         >>> element["image"].shape.as_list(), element["segmentation_mask"].dtype.name
         ([32, 48, 3], 'uint8')
     """
-    kind, arguments = _parse_source(source, kwargs)
+    kind, arguments = parse_source(source, kwargs)
     return _load(kind, arguments, split)
 
 
@@ -632,7 +538,7 @@ def make_dataset(
         augment = "tf" if training else False
 
     scale_range = _check_scale_range(scale_range)
-    kind, arguments = _parse_source(source, source_kwargs)
+    kind, arguments = parse_source(source, source_kwargs)
     stage = dict(size=size, training=training, shuffle=shuffle, shuffle_buffer=shuffle_buffer,
                  cache=cache, seed=seed, resize_mode=resize_mode, scale_range=scale_range,
                  with_file_names=with_file_names)
@@ -640,7 +546,7 @@ def make_dataset(
         sources = []
         for index, (spec, use) in enumerate(zip(arguments["sources"], arguments["validate"])):
             if training or use:
-                sub_kind, sub_arguments = _parse_source(spec, {})
+                sub_kind, sub_arguments = parse_source(spec, {})
                 sources.append(_element_stage(
                     sub_kind, sub_arguments, split,
                     **{**stage, "repeat": training or repeat,

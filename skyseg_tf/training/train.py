@@ -29,6 +29,7 @@ import keras
 import tensorflow as tf
 
 from skyseg_tf.data import make_dataset
+from skyseg_tf.data.sources import source_spec
 from skyseg_tf.losses import get_loss
 from skyseg_tf.metrics import default_metrics
 from skyseg_tf.models import build_model, output_activation
@@ -190,16 +191,7 @@ def _make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
 
 def _source(config: TrainConfig) -> dict:
     """The pipeline's source spec: the source's own arguments travel inside it."""
-    kwargs = dict(config.data_kwargs)
-    if config.data == "folder":
-        return {"type": "folder", **kwargs}
-    if config.data == "mix":
-        return {"type": "mix", **kwargs}
-    if config.data == "synthetic":
-        if "render_size" in kwargs:  # The size scenes are drawn at, not the model input size.
-            kwargs["image_size"] = kwargs.pop("render_size")
-        return {"type": "synthetic", **kwargs}
-    return {"type": "tfds", "name": config.data, **kwargs}
+    return source_spec(config.data, **config.data_kwargs)
 
 
 def _validation_source(config: TrainConfig, source: dict):

@@ -1,4 +1,4 @@
-"""Replace the sky of a photo with another sky, using the model's soft sky mask.
+"""Replace the sky of a photo, or of every frame of a video, with another sky, using the model's soft sky mask.
 
 The sky probability is the alpha of the composite: ``out = p * new_sky + (1 - p) * photo``,
 so soft edges (hair-thin branches, haze) blend instead of showing a cut-out line. Options:
@@ -9,9 +9,16 @@ so soft edges (hair-thin branches, haze) blend instead of showing a cut-out line
   sky's, normalised to keep the brightness.
 * The new sky is scaled to cover the photo (aspect ratio kept) and centre-cropped.
 
+A video (a file with a suffix of ``skyseg_tf.video.VIDEO_EXTENSIONS``: .mp4, .mov, .mkv...) is
+read frame by frame, its sky probabilities are smoothed over time as ``predict_video`` smooths
+them (``--smoothing``, ``--motion``; see docs/video.md), and the composites are written as an
+H.264 video at the source's frame rate and size (no audio). The new sky is a still image: it
+stays put in the frame while the camera moves.
+
 Run:
     python examples/replace_sky.py photo.jpg sunset.jpg --model model.keras --out replaced.jpg
     python examples/replace_sky.py photo.jpg sunset.jpg --model export/1 --refine guided --feather 2
+    python examples/replace_sky.py clip.mp4 sunset.jpg --model model.keras --out replaced.mp4
 
 Example:
     >>> main(["photo.jpg", "sky.jpg", "--model", "model.keras", "--out", "out.jpg"])  # doctest: +SKIP
@@ -21,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -88,12 +96,24 @@ def replace_sky(photo: np.ndarray, new_sky: np.ndarray, probability: np.ndarray,
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
+def is_video(path) -> bool:
+    """Whether ``path`` names a video, by its suffix (``skyseg_tf.video.VIDEO_EXTENSIONS``).
+
+    Example:
+        >>> is_video("clip.MP4"), is_video("photo.jpg")
+        (True, False)
+    """
+    from skyseg_tf.video import VIDEO_EXTENSIONS
+
+    return os.path.splitext(str(path))[1].lower() in VIDEO_EXTENSIONS
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Replace the sky of a photo with another sky image.")
-    parser.add_argument("photo", help="the photo whose sky is replaced")
+    parser = argparse.ArgumentParser(description="Replace the sky of a photo or a video with another sky image.")
+    parser.add_argument("photo", help="the photo or video whose sky is replaced")
     parser.add_argument("sky", help="the new sky image (scaled to cover the photo)")
     parser.add_argument("--model", required=True, help=".keras file or SavedModel folder")
-    parser.add_argument("--out", default="replaced.jpg", help="output image (default: replaced.jpg)")
+    parser.add_argument("--out", help="output image or video (default: replaced.jpg, or replaced.mp4 for a video)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
                         help="size the model sees (its training size)")
     parser.add_argument("--mode", choices=("auto", "resize", "tile"), default="auto")
@@ -102,25 +122,54 @@ def parse_args(argv=None):
     parser.add_argument("--feather", type=float, default=1.0, help="alpha blur sigma in pixels (default 1)")
     parser.add_argument("--match-colors", type=float, default=0.3,
                         help="0..1, tint the foreground towards the new sky's colour (default 0.3)")
+    parser.add_argument("--smoothing", type=float,
+                        help="video only: weight of the past in each frame's sky probability, in [0, 1); "
+                             "0 turns temporal smoothing off (default: skyseg_tf.video.DEFAULT_SMOOTHING)")
+    parser.add_argument("--motion", choices=("flow", "static"),
+                        help="video only: 'flow' follows a moving camera, 'static' is for a fixed one "
+                             "(default: skyseg_tf.video.DEFAULT_MOTION, flow)")
     return parser.parse_args(argv)
 
 
+def replace_sky_in_video(args, model, new_sky, options) -> int:
+    """Replaces the sky of every frame of ``args.photo`` (a video); writes ``args.out``; returns the frame count.
+
+    The frames stream through one at a time; ``args.out`` appears only once every frame is written.
+    """
+    from skyseg_tf.video import DEFAULT_MOTION, DEFAULT_SMOOTHING, iter_video_predictions, read_video_info, write_video
+
+    fps = read_video_info(args.photo).fps
+    smoothing = DEFAULT_SMOOTHING if args.smoothing is None else args.smoothing
+    predictions = iter_video_predictions(model, args.photo, smoothing=smoothing, motion=args.motion or DEFAULT_MOTION,
+                                         **options)
+    composites = (replace_sky(frame, new_sky, probability, feather=args.feather, match_colors=args.match_colors)
+                  for frame, probability, _ in predictions)
+    return write_video(args.out, composites, fps=fps)
+
+
 def main(argv=None) -> int:
-    """Parses ``argv``, replaces the sky, writes ``--out``; returns the exit status."""
+    """Parses ``argv``, replaces the sky of the photo or video, writes ``--out``; returns the exit status."""
     args = parse_args(argv)
     from PIL import Image
 
     from skyseg_tf.data.folder import read_image
     from skyseg_tf.inference import load_model, predict_image
 
+    options = {"input_size": tuple(args.input_size) if args.input_size else None, "mode": args.mode,
+               "refine": None if args.refine == "none" else args.refine}
+    video = is_video(args.photo)
+    if args.out is None:
+        args.out = "replaced.mp4" if video else "replaced.jpg"
     try:
-        photo = read_image(args.photo)
         new_sky = read_image(args.sky)
-        probability = predict_image(
-            load_model(args.model), photo, input_size=tuple(args.input_size) if args.input_size else None,
-            mode=args.mode, refine=None if args.refine == "none" else args.refine)
+        if video:
+            frames = replace_sky_in_video(args, load_model(args.model), new_sky, options)
+            print(f"wrote {args.out} ({frames} frames)")
+            return 0
+        photo = read_image(args.photo)
+        probability = predict_image(load_model(args.model), photo, **options)
         result = replace_sky(photo, new_sky, probability, feather=args.feather, match_colors=args.match_colors)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     Image.fromarray(result).save(args.out, quality=95)

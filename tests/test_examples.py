@@ -332,6 +332,26 @@ def test_replace_sky_example(tiny_model, tmp_path):
     assert np.asarray(Image.open(tmp_path / "out.png")).shape == (48, 64, 3)
 
 
+@pytest.mark.slow
+def test_replace_sky_example_on_a_video(tiny_model, tmp_path):
+    from skyseg_tf.video import iter_video_frames, read_video_info, synthetic_clip, write_video
+
+    _, model_path = tiny_model
+    write_video(tmp_path / "clip.mp4", (frame.image for frame in synthetic_clip(6, (48, 64), seed=2)), fps=15)
+    Image.new("RGB", (90, 30), (250, 120, 40)).save(tmp_path / "sunset.png")
+    done = run_example("replace_sky", tmp_path / "clip.mp4", tmp_path / "sunset.png", "--model", model_path,
+                       "--smoothing", "0.5", cwd=tmp_path)
+    assert succeeded(done)[0], succeeded(done)[1]
+    assert done.stdout.startswith("wrote replaced.mp4 (6 frames)")  # the default output name for a video
+    info = read_video_info(tmp_path / "replaced.mp4")
+    assert (info.fps, info.size) == (15.0, (48, 64))
+    assert len(list(iter_video_frames(tmp_path / "replaced.mp4"))) == 6
+    bad = run_example("replace_sky", tmp_path / "clip.mp4", tmp_path / "sunset.png", "--model", model_path,
+                      "--smoothing", "1.5", "--out", tmp_path / "bad.mp4", cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and "smoothing: received 1.5" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad.mp4").exists()
+
+
 class StubServing(http.server.BaseHTTPRequestHandler):
     """TF Serving's REST predict API in front of an exported SavedModel's signatures."""
 

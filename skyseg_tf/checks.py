@@ -90,6 +90,28 @@ def positive_float(name: str, value) -> float:
     return float(value)
 
 
+def boolean(name: str, value) -> bool:
+    """``value`` if it is ``True`` or ``False`` (``TypeError`` otherwise: 0, 1 and "yes" are not).
+
+    Example:
+        >>> boolean("per_image", True)
+        True
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: received {value!r}; pass True or False.")
+    return value
+
+
+def optional_seed(name: str, value) -> int | None:
+    """``None`` (not seeded) or a whole number ``>= 0``.
+
+    Example:
+        >>> optional_seed("seed", None) is None, optional_seed("seed", 7)
+        (True, 7)
+    """
+    return None if value is None else non_negative_int(name, value)
+
+
 def choice(name: str, value, choices):
     """``value`` if it is one of ``choices``.
 
@@ -102,4 +124,4 @@ def choice(name: str, value, choices):
     return value
 
 
-__all__ = ["choice", "non_negative_int", "positive_float", "positive_int", "probability", "size_pair"]
+__all__ = ["boolean", "choice", "non_negative_int", "optional_seed", "positive_float", "positive_int", "probability", "size_pair"]

@@ -43,6 +43,7 @@ import numbers
 import keras
 from keras import ops
 
+from skyseg_tf import checks
 from skyseg_tf.outputs import sky_channel, sky_probability, sky_target  # noqa: F401  (public here too)
 
 #: Default smoothing term of the Dice loss (added to numerator and denominator).
@@ -66,8 +67,7 @@ def _check_non_negative_number(name, value):
 
 
 def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be True or False; received {name}={value!r}.")
+    checks.boolean(name, value)
 
 
 def _image_axes(x):

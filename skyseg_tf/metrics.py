@@ -38,6 +38,7 @@ import numbers
 import keras
 from keras import ops
 
+from skyseg_tf import checks
 from skyseg_tf.outputs import sky_probability, sky_target
 
 #: Default probability at or above which a pixel counts as predicted sky.
@@ -65,8 +66,7 @@ def _check_threshold(threshold):
 
 
 def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be True or False; received {name}={value!r}.")
+    checks.boolean(name, value)
 
 
 def _binary_inputs(y_true, y_pred, from_logits, threshold):

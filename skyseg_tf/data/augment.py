@@ -31,6 +31,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from skyseg_tf import checks
+
 STRENGTHS = ("light", "default", "strong", "photo")
 """Names accepted by the ``strength`` argument of :func:`tf_augment` and
 :func:`albumentations_augment`."""
@@ -46,21 +48,9 @@ _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ).astype(np.float32)
 
 def _check_image_size(image_size: Any, argument: str = "image_size") -> tuple[int, int]:
     """Returns ``(height, width)`` from an int or a pair of positive ints, else raises."""
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
-        image_size = (image_size, image_size)
-    try:
-        height, width = image_size
-    except (TypeError, ValueError):
-        height = width = None
-    if not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
-        for v in (height, width)
-    ):
-        raise ValueError(
-            f"{argument} must be a positive int or a pair of positive ints (height, width), "
-            f"received {image_size!r}. Example: {argument}=(256, 256)."
-        )
-    return int(height), int(width)
+    if image_size is None:
+        checks.positive_int(argument, image_size)  # the same message as any other bad size
+    return checks.size_pair(argument, image_size)
 
 
 def _check_scale_range(scale_range: Any) -> tuple[float, float]:
@@ -85,8 +75,7 @@ def _check_strength(strength: str) -> None:
 
 
 def _check_probability(name: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} is a probability and must lie in [0, 1], received {value!r}.")
+    checks.probability(name, value)
 
 
 @dataclasses.dataclass(frozen=True)

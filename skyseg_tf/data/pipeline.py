@@ -58,6 +58,7 @@ from skyseg_tf.data.augment import (
 from skyseg_tf.data.folder import folder_dataset
 from skyseg_tf.data.spec import FILE_NAME_KEY, IMAGE_KEY, MASK_KEY
 from skyseg_tf.data.synthetic import synthetic_sky
+from skyseg_tf import checks
 from skyseg_tf.data.sources import parse_source
 from skyseg_tf.image_ops import resize_images
 from skyseg_tf.preprocessing import RESIZE_MODES  # noqa: F401  (values of make_dataset(resize_mode=...))
@@ -106,17 +107,11 @@ def _split_parts(split: Any) -> list[tuple[str, bool]]:
 
 
 def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, received {value!r}.")
-    return value
+    return checks.positive_int(name, value)
 
 
 def _check_seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be None or a non-negative int, received {seed!r}.")
-    return seed
+    return checks.optional_seed("seed", seed)
 
 
 def _derive_seed(seed: int | None, stream: int) -> int | None:

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFilter
 
+from skyseg_tf import checks
 from skyseg_tf.data import spec
 
 SPLITS = ("train", "validation", "test")
@@ -369,21 +370,11 @@ def write_synthetic_folder(
 
 
 def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: received {seed!r}; pass a non-negative int such as seed=0.")
-    return int(seed)
+    return checks.non_negative_int("seed", seed)
 
 
 def _check_num_examples(num_examples) -> int:
-    if (
-        isinstance(num_examples, bool)
-        or not isinstance(num_examples, (int, np.integer))
-        or num_examples < 1
-    ):
-        raise ValueError(
-            f"num_examples: received {num_examples!r}; pass a positive int such as num_examples=100."
-        )
-    return int(num_examples)
+    return checks.positive_int("num_examples", num_examples)
 
 
 def _check_size(size, name: str) -> tuple[int, int]:

@@ -374,6 +374,11 @@ def _load_model_or_preset(model: str | None):
                    "faster; masks may differ where the probability is near the threshold.")
 @click.option("--has-sky-fraction", default=None, type=float,
               help="Sky fraction from which a record says has_sky (default: the calibrated value).")
+@click.option("--smoothing", default=None, type=float,
+              help="Videos: weight of the motion-compensated past in each frame's sky probability, in [0, 1); "
+                   "0 turns temporal smoothing off (default: 0.8, see docs/video.md).")
+@click.option("--motion", type=click.Choice(["flow", "static"]), default="flow", show_default=True,
+              help="Videos: follow the camera with optical flow, or assume a fixed camera (cheaper).")
 @click.option("--runner", type=click.Choice(["local", "beam"]), default="local", show_default=True,
               help="local: this process; beam: an Apache Beam pipeline (docs/beam.md; needs skyseg-tf[beam]). "
                    "With beam, --overwrite replaces an earlier run's results (default: refuse).")
@@ -382,12 +387,14 @@ def _load_model_or_preset(model: str | None):
                    '--direct_num_workers=2" or "--runner=DataflowRunner --project=P ...".')
 @_friendly_errors
 def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_size, overlap, refine, threshold,
-                    recursive, optimize, overwrite, workers, draft, has_sky_fraction, runner, beam_options):
+                    recursive, optimize, overwrite, workers, draft, has_sky_fraction, smoothing, motion, runner,
+                    beam_options):
     """Write sky masks, probability maps, overlays and mattes at each image's own resolution.
 
-    INPUTS are image files, folders or quoted glob patterns ("shots/*.jpg"). One record per photo
+    INPUTS are image files, folders, quoted glob patterns ("shots/*.jpg") or video files
+    (clip.mp4: a mask video and an overlay video, with temporal smoothing). One record per photo
     (sky fraction, has_sky, mean confidence, skyline profile) is appended to predictions.jsonl and
-    predictions.csv in --out. Photos whose outputs exist are skipped unless --overwrite.
+    predictions.csv in --out. Photos and videos whose outputs exist are skipped unless --overwrite.
     Unreadable files are reported and skipped; the command exits with status 1 if any failed.
     """
     if runner == "beam":
@@ -410,20 +417,55 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
     from skyseg_tf.models.optimize import optimize_if_possible
     from skyseg_tf.preprocessing import attach, get
 
+    from skyseg_tf.video import VIDEO_EXTENSIONS
+
+    kinds = tuple(s.strip() for s in save.split(",") if s.strip())
+    videos = [path for path in inputs if os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS]
+    photos = [path for path in inputs if path not in videos]
+    options = dict(input_size=_parse_size(input_size), mode=mode, tile_size=tile_size, overlap=overlap,
+                   refine=None if refine == "none" else refine)
     model = _load_model_or_preset(model_path)
     if optimize:
         optimized, _ = optimize_if_possible(model)
         model = attach(optimized, get(model))
-    summary = predict_paths(
-        model, list(inputs) if len(inputs) > 1 else inputs[0], out_dir,
-        save=tuple(s.strip() for s in save.split(",") if s.strip()), input_size=_parse_size(input_size),
-        mode=mode, tile_size=tile_size, overlap=overlap, refine=None if refine == "none" else refine,
-        threshold=threshold, recursive=recursive, overwrite=overwrite, workers=workers, draft=draft,
-        **({} if has_sky_fraction is None else {"has_sky_fraction": has_sky_fraction}),
-    )
-    click.echo(str(summary))
-    if not summary.ok:
+    ok = True
+    if photos:
+        summary = predict_paths(
+            model, photos if len(photos) > 1 else photos[0], out_dir, save=kinds, threshold=threshold,
+            recursive=recursive, overwrite=overwrite, workers=workers, draft=draft,
+            **({} if has_sky_fraction is None else {"has_sky_fraction": has_sky_fraction}), **options,
+        )
+        click.echo(str(summary))
+        ok = summary.ok
+    for video in videos:
+        ok = _predict_video(model, video, out_dir, kinds, threshold, smoothing, motion, overwrite, options) and ok
+    if not ok:
         sys.exit(1)
+
+
+def _predict_video(model, video, out_dir, kinds, threshold, smoothing, motion, overwrite, options) -> bool:
+    """``skyseg predict clip.mp4``: one video, its outputs kept unless --overwrite; False on failure."""
+    import pathlib
+
+    from skyseg_tf.video import DEFAULT_SMOOTHING, VIDEO_OUTPUT_SUFFIXES, VideoError, predict_video
+
+    save = tuple(f"{kind}_video" for kind in kinds if f"{kind}_video" in VIDEO_OUTPUT_SUFFIXES)
+    if not save:
+        raise ValueError(f"--save {','.join(kinds)}: a video gets mask and/or overlay videos; pass --save mask,overlay.")
+    stem = pathlib.Path(video).stem
+    existing = [pathlib.Path(out_dir) / f"{stem}{VIDEO_OUTPUT_SUFFIXES[kind]}" for kind in save]
+    if not overwrite and all(path.exists() for path in existing):
+        click.echo(f"{video}: its outputs already exist in {out_dir}; left as they are (pass --overwrite to "
+                   "predict it again).")
+        return True
+    try:
+        summary = predict_video(model, video, out_dir, save=save, threshold=threshold, motion=motion,
+                                smoothing=DEFAULT_SMOOTHING if smoothing is None else smoothing, **options)
+    except (VideoError, ImportError, OSError) as error:
+        click.echo(f"FAILED {video}: {error}", err=True)
+        return False
+    click.echo(str(summary))
+    return True
 
 
 # ----------------------------------------------------------------------------- export

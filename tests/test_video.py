@@ -344,3 +344,31 @@ def test_probability_of_an_untrained_model_is_the_same_through_predict_image(tin
     np.testing.assert_allclose(first.probability,
                                predict_image(tiny_model, first.image, mode="resize", input_size=(64, 64)), atol=1e-6)
     assert os.path.exists(clip)
+
+
+def test_cli_predicts_a_video_beside_photos_and_keeps_its_outputs(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    import skyseg_tf
+    from skyseg_tf.cli import main
+
+    model_path = tmp_path / "tiny.keras"
+    skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None).save(model_path)
+    write_clip(tmp_path / "clip.mp4", frames=4)
+    Image.new("RGB", (64, 48), (90, 150, 235)).save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    arguments = ["predict", str(tmp_path / "clip.mp4"), str(tmp_path / "photo.png"), "--model", str(model_path),
+                 "--out", str(out), "--save", "mask,overlay", "--smoothing", "0.5", "--motion", "static"]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    assert {"clip_mask.mp4", "clip_overlay.mp4", "photo_mask.png", "photo_overlay.jpg"} <= set(listing(out))
+    assert "4 frames" in result.output and "smoothing 0.5 (static)" in result.output
+    frames, _ = read_back(out / "clip_mask.mp4")
+    assert len(frames) == 4
+    again = CliRunner().invoke(main, arguments)
+    assert again.exit_code == 0 and "clip.mp4: its outputs already exist" in again.output
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    failed = CliRunner().invoke(main, ["predict", str(broken), "--model", str(model_path), "--out", str(out)])
+    assert failed.exit_code == 1 and "FAILED" in failed.output and "broken.mp4" in failed.output

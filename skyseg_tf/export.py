@@ -1,4 +1,4 @@
-"""Export for serving: a SavedModel in TF Serving's layout, and TFLite files.
+"""Export for serving: a SavedModel in TF Serving's layout, TFLite files, and ONNX.
 
 :func:`export_saved_model` writes ``out_dir/<version>/`` (what TF Serving watches) with two
 signatures:
@@ -28,6 +28,9 @@ The normalisation is a layer inside the model, so clients send raw pixels. Serve
 
 :func:`export_tflite` writes a fixed-size TFLite model (float32 or float16 weights) and
 :func:`check_tflite` / :func:`check_saved_model` report how far the exports are from Keras.
+:func:`export_onnx` writes an ONNX model (dynamic batch, height and width; float32 images in,
+sky probability out) with tf2onnx, checked in onnxruntime by :func:`check_onnx`; it needs
+``pip install "skyseg-tf[onnx]"``.
 
 Example:
     >>> import tempfile
@@ -40,12 +43,16 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import numbers
 import os
 import pathlib
+import re
 import shutil
 import tempfile
+import uuid
 import warnings
 from typing import Sequence
 
@@ -57,6 +64,7 @@ from skyseg_tf.inference import (
     SKY_PROBABILITY_KEY,
     as_predictor,
     load_model,
+    model_input_size,
     model_stride,
     pad_to_multiple,
     resize_images,
@@ -499,6 +507,359 @@ def check_saved_model(model, export_dir: str | os.PathLike, image_size: int | Se
     return {SERVING_DEFAULT: default_diff, SERVING_BYTES: bytes_diff}
 
 
+# --------------------------------------------------------------------------------------------
+# ONNX
+# --------------------------------------------------------------------------------------------
+
+
+class OnnxNotInstalledError(ImportError):
+    """The packages ONNX export needs (onnx, tf2onnx; onnxruntime to verify) are missing."""
+
+
+class OnnxExportError(RuntimeError):
+    """The ONNX converter could not take a model, or the ONNX file it made disagrees with Keras."""
+
+
+def require_onnx(runtime: bool = True) -> None:
+    """Raises :class:`OnnxNotInstalledError` unless the ONNX export packages import.
+
+    Args:
+        runtime: Also require onnxruntime (what :func:`check_onnx` and ``verify=True`` run).
+
+    Example:
+        >>> require_onnx()  # doctest: +SKIP
+    """
+    import importlib
+
+    names = ("onnx", "tf2onnx") + (("onnxruntime",) if runtime else ())
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise OnnxNotInstalledError(
+            f"ONNX export needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
+            f"installed; install the ONNX extra: {ONNX_INSTALL}"
+        )
+
+
+class _RecordList(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _tf2onnx_messages():
+    """Collects tf2onnx's warnings and errors (it logs unsupported ops instead of raising)."""
+    logger = logging.getLogger("tf2onnx")
+    handler = _RecordList()
+    propagate, level = logger.propagate, logger.level
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.WARNING)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        logger.setLevel(level)
+
+
+def _layer_names(model) -> set[str]:
+    names = set()
+    for layer in getattr(model, "layers", ()):
+        names.add(layer.name)
+        names |= _layer_names(layer)
+    return names
+
+
+def _conversion_error(model, path, opset, records, error=None) -> OnnxExportError:
+    """An error naming the model, the ops and layers that failed, and the exports that work."""
+    import tf2onnx
+
+    problems = [record.getMessage() for record in records if record.levelno >= logging.ERROR]
+    if error is not None:
+        problems.append(f"{type(error).__name__}: {error}")
+    problems = [" ".join(problem.split())[:300] for problem in problems]
+    text = " ".join(problems)
+    nodes = [a or b for a, b in re.findall(r"\[([^\]:]+): \w+\]|node '([^']+)'", text)]
+    known = _layer_names(model) - {model.name}
+    layers = []
+    for node in nodes:
+        for scope in reversed(node.split("/")[:-1]):  # the innermost Keras layer first
+            name = next((n for n in (scope, re.sub(r"_\d+$", "", scope)) if n in known), None)
+            if name is not None:
+                if name not in layers:
+                    layers.append(name)
+                break
+    where = f" in layer {', '.join(repr(n) for n in layers)}" if layers else ""
+    return OnnxExportError(
+        f"{model.name} cannot be exported to ONNX: tf2onnx {tf2onnx.__version__} (opset {opset}) "
+        f"failed{where}: {'; '.join(problems[:6]) or 'no reason given'}. Nothing was written to "
+        f"{str(path)!r}. Rewrite that layer with standard Keras layers, or export a SavedModel "
+        "(`skyseg export`, export_saved_model) or TFLite (`skyseg export --tflite`, export_tflite), "
+        "which run every TensorFlow op."
+    )
+
+
+def _onnx_signature(model) -> tf.TensorSpec:
+    fixed = model_input_size(model)
+    return tf.TensorSpec([None, *(fixed or (None, None)), 3], tf.float32, name=IMAGES_INPUT)
+
+
+_ONNX_ATTEMPTS = 3
+"""Conversions :func:`export_onnx` tries. tf2onnx 1.17's graph optimisers visit nodes in an order
+that varies from run to run, and now and then (a few conversions of the pretrained U-Net in a
+hundred) one keeps a leading 1 from its rewrite of the last NCHW-to-NHWC transpose (output
+``[1, B, H, W, 1]``, values right); a new conversion gets it right."""
+
+
+def _convert_to_onnx(model, path, opset: int):
+    """One tf2onnx conversion of the model's sky probability; any failure is an OnnxExportError."""
+    import onnx
+    import tf2onnx
+
+    signature = _onnx_signature(model)
+    function = tf.function(lambda images: {PROBABILITY_OUTPUT: _sky_probability(model, images)},
+                           input_signature=[signature], autograph=False)
+    with _tf2onnx_messages() as records:
+        try:
+            proto, _ = tf2onnx.convert.from_function(function, [signature], opset=opset)
+        except Exception as error:  # any converter failure becomes one clear error
+            raise _conversion_error(model, path, opset, records, error) from error
+    if any(record.levelno >= logging.ERROR for record in records):  # ops left unconverted
+        raise _conversion_error(model, path, opset, records)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as error:
+        raise _conversion_error(model, path, opset, records, error) from error
+    return proto
+
+
+def export_onnx(
+    model,
+    path: str | os.PathLike,
+    opset: int = DEFAULT_ONNX_OPSET,
+    verify: bool = True,
+    atol: float = ONNX_TOLERANCE,
+) -> pathlib.Path:
+    """Writes an ONNX model: float32 ``[B, H, W, 3]`` RGB in ``[0, 255]`` -> ``[B, H, W, 1]``.
+
+    Input ``images``: batch, height and width are dynamic; the height and width must be
+    divisible by the model's stride (32 for the U-Nets; ``"stride"`` in the file's metadata).
+    Pad or resize on the client; a model built for a fixed size keeps that size. Output
+    ``sky_probability``: the model's output activation is applied (a sigmoid for logits
+    models), so clients get probabilities, as from every other export. The file's metadata
+    (``session.get_modelmeta().custom_metadata_map`` in onnxruntime) holds the stride, the
+    preprocessing the model records (its working scale), the threshold and the model name.
+
+    Converted with tf2onnx from the model as built (not ``optimize_for_inference``'s rewrite:
+    onnxruntime fuses BatchNorms itself, and the rewrite ran no consistently faster there; see
+    docs/benchmarks.md). The file is written under a
+    temporary name and renamed into place only after conversion (and verification) succeed,
+    so a failure leaves no partial file and keeps an existing one.
+
+    Args:
+        model: A ``keras.Model`` or the path of a ``.keras`` file.
+        path: Output ``.onnx`` file (replaced if it exists).
+        opset: ONNX opset, one of :data:`ONNX_OPSETS`.
+        verify: Run the file in onnxruntime in a fresh Python process on a random batch and a
+            real photo at two sizes (:func:`check_onnx`) and fail if it differs from Keras.
+        atol: Largest accepted difference of the sky probability when verifying.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        OnnxNotInstalledError: If onnx, tf2onnx (or, to verify, onnxruntime) is missing.
+        OnnxExportError: If the converter cannot take the model (the message names the
+            failing ops and layers), or the file disagrees with Keras.
+        ValueError: For an invalid argument.
+
+    Example:
+        >>> import os, tempfile
+        >>> import skyseg_tf
+        >>> model = skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None)
+        >>> path = export_onnx(model, os.path.join(tempfile.mkdtemp(), "model.onnx"))  # doctest: +SKIP
+        >>> path.name  # doctest: +SKIP
+        'model.onnx'
+    """
+    model = _resolve_model(model)
+    path = pathlib.Path(path)
+    if path.suffix != ".onnx":
+        raise ValueError(f"path: received {str(path)!r}; an ONNX file name must end with '.onnx'.")
+    if isinstance(opset, bool) or not isinstance(opset, numbers.Integral) or opset not in ONNX_OPSETS:
+        raise ValueError(f"opset: received {opset!r}; valid values are {ONNX_OPSETS}.")
+    if isinstance(atol, bool) or not isinstance(atol, numbers.Real) or not atol > 0:
+        raise ValueError(f"atol: received {atol!r}; pass a positive float, e.g. {ONNX_TOLERANCE}.")
+    require_onnx(runtime=verify)
+    import onnx
+    import tf2onnx
+
+    for _ in range(_ONNX_ATTEMPTS):
+        proto = _convert_to_onnx(model, path, int(opset))
+        output_shape = proto.graph.output[0].type.tensor_type
+        rank = len(output_shape.shape.dim) if output_shape.HasField("shape") else 4
+        if rank == 4:
+            break
+    else:
+        raise OnnxExportError(
+            f"{model.name}: tf2onnx {tf2onnx.__version__} made a {rank}-dimensional output instead of "
+            f"[batch, height, width, 1] in {_ONNX_ATTEMPTS} attempts; nothing was written to {str(path)!r}. "
+            "Export a SavedModel or TFLite instead."
+        )
+    recorded = preprocessing.get(model)
+    onnx.helper.set_model_props(proto, {
+        "model_name": model.name,
+        "stride": str(model_stride(model)),
+        "input": IMAGES_INPUT,
+        "output": PROBABILITY_OUTPUT,
+        "preprocessing": json.dumps(recorded.to_dict() if recorded is not None else None),
+        "threshold": str(DEFAULT_THRESHOLD),
+        "skyseg_tf_version": _version(),
+    })
+    proto.doc_string = (f"Sky segmentation ({model.name}): {IMAGES_INPUT} float32 [B, H, W, 3], raw RGB in "
+                        f"[0, 255], H and W divisible by {model_stride(model)} -> {PROBABILITY_OUTPUT} "
+                        "float32 [B, H, W, 1].")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        onnx.save_model(proto, str(partial))
+        if verify:
+            report = check_onnx(model, partial)
+            if not report["max_abs_diff"] <= atol:
+                raise OnnxExportError(
+                    f"{model.name}: the ONNX conversion runs but differs from Keras by "
+                    f"{report['max_abs_diff']:.3g} (more than atol={atol}) at sizes "
+                    f"{report['image_sizes']}; nothing was written to {str(path)!r}. Export a "
+                    "SavedModel or TFLite instead, or report the model's layers as a tf2onnx issue."
+                )
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return path
+
+
+_ONNX_RUNNER = r"""
+import json, sys
+import numpy as np
+import onnxruntime
+
+onnx_path, data_path, out_path = sys.argv[1:4]
+session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+(images,) = session.get_inputs()
+data = np.load(data_path)
+results = {key: session.run(None, {images.name: data[key]})[0] for key in data.files}
+np.savez(out_path, **results)
+print("RESULT" + json.dumps({
+    "input": [images.name, [d if isinstance(d, int) else None for d in images.shape]],
+    "outputs": [output.name for output in session.get_outputs()],
+    "onnxruntime": onnxruntime.__version__,
+}))
+"""
+
+
+def _sample_photo() -> np.ndarray:
+    """A real photo: scikit-image's astronaut (public domain) where installed, else a synthetic scene."""
+    try:
+        from skimage import data
+    except ImportError:
+        return _test_images(1, (512, 512), seed=0)[0].astype(np.uint8)
+    return np.asarray(data.astronaut())[..., :3]
+
+
+def check_onnx(model, onnx_path: str | os.PathLike, image_sizes: Sequence[Sequence[int]] | None = None,
+               seed: int = 0, timeout: float = 600) -> dict:
+    """Runs an ONNX export in onnxruntime, in a fresh Python process, and compares it with Keras.
+
+    At each size the batch holds uniform random pixels and a real photo (scikit-image's
+    astronaut, else a synthetic scene) resized to that size; from the second size on, also the
+    photo mirrored, so batch sizes differ too. The fresh process imports only NumPy and
+    onnxruntime.
+
+    Args:
+        model: The ``keras.Model`` (or ``.keras`` path) that was exported.
+        onnx_path: The ``.onnx`` file.
+        image_sizes: ``(height, width)`` pairs divisible by the model's stride. Default: two
+            sizes, e.g. ``(64, 96)`` and ``(96, 64)`` (the fixed size, for a fixed-size model).
+        seed: Seed of the random batch.
+        timeout: Seconds the fresh process may take.
+
+    Returns:
+        ``{"max_abs_diff", "mean_abs_diff", "image_sizes", "batch_sizes", "input", "outputs",
+        "onnxruntime"}``: differences over the sky probabilities; ``input`` is the ONNX input's
+        name and shape (``None`` for dynamic dimensions).
+
+    Raises:
+        OnnxExportError: If onnxruntime cannot load or run the file.
+
+    Example:
+        >>> check_onnx(model, "exported/model.onnx")["max_abs_diff"] < 1e-4  # doctest: +SKIP
+        True
+    """
+    import subprocess
+    import sys
+
+    from skyseg_tf.models.layers import check_input_size
+
+    model = _resolve_model(model)
+    require_onnx(runtime=True)
+    stride = model_stride(model)
+    if image_sizes is None:
+        fixed = model_input_size(model)
+        base = stride * -(-32 // stride)
+        image_sizes = [fixed] if fixed is not None else [(2 * base, 3 * base), (3 * base, 2 * base)]
+    image_sizes = [tuple(int(v) for v in size) for size in image_sizes]
+    for height, width in image_sizes:
+        check_input_size(height, width, stride, model.name)
+    photo = _sample_photo()[None]
+    rng = np.random.default_rng(seed)
+    batches = {}
+    for index, size in enumerate(image_sizes):
+        resized = resize_images(photo, size).numpy()
+        noise = rng.uniform(0.0, 255.0, (1, *size, 3)).astype(np.float32)
+        batch = [noise, resized] if index == 0 else [resized, noise, resized[:, :, ::-1]]
+        batches[f"size{index}"] = np.concatenate(batch).astype(np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        data_path, out_path = os.path.join(folder, "in.npz"), os.path.join(folder, "out.npz")
+        np.savez(data_path, **batches)
+        done = subprocess.run([sys.executable, "-c", _ONNX_RUNNER, str(onnx_path), data_path, out_path],
+                              capture_output=True, text=True, timeout=timeout, cwd=folder)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+        if done.returncode != 0 or not lines:
+            raise OnnxExportError(
+                f"onnxruntime could not run {str(onnx_path)!r} (exported from {model.name}): "
+                f"{done.stderr.strip()[-1500:]}"
+            )
+        info = json.loads(lines[-1][len("RESULT"):])
+        with np.load(out_path) as outputs:
+            results = {key: outputs[key] for key in outputs.files}
+    differences = []
+    for key, images in batches.items():
+        expected = _sky_probability(model, tf.constant(images)).numpy()
+        actual = results[key]
+        if actual.shape != expected.shape:
+            raise OnnxExportError(f"{str(onnx_path)!r}: onnxruntime returned shape {actual.shape} for input "
+                                  f"{images.shape}; Keras returns {expected.shape}.")
+        differences.append(np.abs(actual.astype(np.float64) - expected))
+    return {
+        "max_abs_diff": float(max(d.max() for d in differences)),
+        "mean_abs_diff": float(np.mean([d.mean() for d in differences])),
+        "image_sizes": image_sizes,
+        "batch_sizes": [int(images.shape[0]) for images in batches.values()],
+        "input": info["input"],
+        "outputs": info["outputs"],
+        "onnxruntime": info["onnxruntime"],
+    }
+
+
 def read_export_info(export_dir: str | os.PathLike) -> dict:
     """Reads ``assets.extra/skyseg.json`` of an export: working size, stride, threshold, model.
 
@@ -517,17 +878,27 @@ def read_export_info(export_dir: str | os.PathLike) -> dict:
 
 __all__ = [
     "BYTES_INPUT",
+    "DEFAULT_ONNX_OPSET",
     "IMAGES_INPUT",
     "MASK_OUTPUT",
+    "ONNX_FILE",
+    "ONNX_INSTALL",
+    "ONNX_OPSETS",
+    "ONNX_TOLERANCE",
+    "OnnxExportError",
+    "OnnxNotInstalledError",
     "PROBABILITY_OUTPUT",
     "SERVING_BYTES",
     "SERVING_DEFAULT",
     "SIZE_OUTPUT",
     "TFLITE_QUANTIZATIONS",
+    "check_onnx",
     "check_saved_model",
     "check_tflite",
     "read_export_info",
+    "export_onnx",
     "export_saved_model",
     "export_tflite",
+    "require_onnx",
     "run_tflite",
 ]

@@ -47,14 +47,13 @@ VARIANTS = ("built", "optimized")
 def _variants(model, mode: str, wanted, batch: int) -> dict:
     """The models to time: as built, and the mode's rewrite as the library applies it."""
     from skyseg_tf.models.optimize import optimize_for_inference, optimize_for_training
-    from skyseg_tf.training.train import split_pays_off
 
     models = {"built": model} if "built" in wanted else {}
     if "optimized" in wanted:
         if mode == "infer":
             models["optimized"] = optimize_for_inference(model)
         else:
-            models["optimized"] = optimize_for_training(model, split_upsampling=split_pays_off(batch))
+            models["optimized"] = optimize_for_training(model, split_upsampling="auto", replica_batch=batch)
     return models
 
 

@@ -26,6 +26,8 @@ from typing import Any, Mapping
 
 import keras
 
+from skyseg_tf.models.optimize.graph import inbound_tensors
+
 FEATURE_NAMES = ("P1", "P2", "P3", "P4", "P5")
 FEATURE_STRIDES = {"P1": 2, "P2": 4, "P3": 8, "P4": 16, "P5": 32}
 
@@ -188,26 +190,6 @@ def _build_application(spec: EncoderSpec, weights, input_shape) -> keras.Model:
         ) from error
 
 
-def _inbound_layer_names(inbound_nodes) -> list[str]:
-    """Names of the layers feeding a layer, read from a functional config's inbound nodes."""
-    names: list[str] = []
-
-    def visit(item):
-        if isinstance(item, dict):
-            history = item.get("config", {}).get("keras_history") if item.get("class_name") == "__keras_tensor__" else None
-            if history:
-                names.append(history[0])
-                return
-            for value in item.values():
-                visit(value)
-        elif isinstance(item, (list, tuple)):
-            for value in item:
-                visit(value)
-
-    visit(inbound_nodes)
-    return names
-
-
 _STRIDED_CLASSES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
 _POOLING_CLASSES = ("MaxPooling2D", "AveragePooling2D")
 _GLOBAL_CLASSES = ("GlobalAveragePooling2D", "GlobalMaxPooling2D")
@@ -216,6 +198,8 @@ _GLOBAL_CLASSES = ("GlobalAveragePooling2D", "GlobalMaxPooling2D")
 def dilate_config(config: dict, output_stride: int) -> dict:
     """Returns a functional config whose strides beyond ``output_stride`` became dilations.
 
+    A rewrite of the same functional config format as :mod:`skyseg_tf.models.optimize` (it
+    reads the inbound layers with that engine's :func:`~skyseg_tf.models.optimize.graph.inbound_tensors`).
     Walks the layers in order, tracking each layer's output stride in the original network.
     A conv whose stride would take the features past ``output_stride`` gets stride 1 (and
     "same" padding in place of an explicit ``ZeroPadding2D`` before it); every spatial conv
@@ -234,7 +218,7 @@ def dilate_config(config: dict, output_stride: int) -> dict:
     strides: dict[str, int | None] = {}
     for layer in config["layers"]:
         class_name, layer_config = layer["class_name"], layer["config"]
-        inbound = _inbound_layer_names(layer.get("inbound_nodes", []))
+        inbound = [tensor["config"]["keras_history"][0] for tensor in inbound_tensors(layer)]
         known = [strides[name] for name in inbound if strides.get(name) is not None]
         if inbound and not known:
             strides[layer["name"]] = None  # Inside a global-pooling (squeeze-excite) branch.

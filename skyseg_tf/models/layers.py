@@ -8,6 +8,7 @@ without ``custom_objects``.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 # Per-channel constants of the normalisations that ImageNet-pretrained Keras encoders expect.
@@ -325,3 +326,257 @@ def _probability_or_logits(function, where) -> str | None:
         "probabilities nor logits. Sky models end in 'sigmoid' (one channel), 'softmax' (two "
         "channels: other, sky) or no activation (logits); rebuild the head with one of them."
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Layers of the exact rewrites (skyseg_tf.models.optimize)
+# --------------------------------------------------------------------------------------------
+
+# Rows: taps 0..3 of the 4x4 stride-2 transposed kernel ("same" padding). Columns: taps 0..2 of
+# the 3x3 kernel. Output row 2m reads x[m-1] (tap 3 = w0) and x[m] (tap 1 = w1 + w2); output row
+# 2m+1 reads x[m] (tap 2 = w0 + w1) and x[m+1] (tap 0 = w2). The same holds for columns.
+_SUBPIXEL_TAPS = ((0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 0.0))
+
+
+def subpixel_kernel(kernel):
+    """The 4x4 stride-2 transposed-conv kernel equal to a 3x3 conv after nearest upsampling x2.
+
+    ``conv2d(upsample_nearest_2x(x), kernel, padding="same")`` equals
+    ``conv_transpose(x, subpixel_kernel(kernel), strides=2, padding="same")``.
+
+    Args:
+        kernel: ``(3, 3, in_channels, out_channels)``, a tensor or an array.
+
+    Returns:
+        ``(4, 4, out_channels, in_channels)``, the layout of ``keras.ops.conv_transpose`` and
+        ``keras.layers.Conv2DTranspose``; a NumPy array for a NumPy input, else a tensor.
+
+    Example:
+        >>> subpixel_kernel(np.ones((3, 3, 5, 2))).shape
+        (4, 4, 2, 5)
+    """
+    if isinstance(kernel, np.ndarray):
+        taps = np.asarray(_SUBPIXEL_TAPS, kernel.dtype)
+        return np.einsum("ai,bj,ijcf->abfc", taps, taps, kernel)
+    taps = ops.convert_to_tensor(_SUBPIXEL_TAPS, dtype=kernel.dtype)
+    return ops.einsum("ai,bj,ijcf->abfc", taps, taps, kernel)
+
+
+def _upsampled_x2_shape(input_shape, filters: int) -> tuple:
+    """``(batch, 2 * height, 2 * width, filters)``, unknown sizes staying unknown."""
+    height, width = (None if s is None else 2 * s for s in input_shape[1:3])
+    return (input_shape[0], height, width, filters)
+
+
+@keras.saving.register_keras_serializable(package="skyseg_tf")
+class NearestUpsampleConv2D(keras.layers.Layer):
+    """A 3x3 "same" convolution of the input upsampled x2 by nearest neighbour, 2.25x cheaper.
+
+    Computes ``Conv2D(filters, 3, padding="same")(UpSampling2D(2)(x))`` as one stride-2
+    transposed convolution of ``x`` with the 4x4 kernel :func:`subpixel_kernel` derives from
+    the 3x3 kernel in every call. The trained variable is the 3x3 kernel itself (same shape and
+    initialiser as the ``Conv2D`` it replaces), so outputs, gradients and optimizer updates are
+    those of the upsample-then-convolve pair.
+
+    Args:
+        filters: Output channels.
+        use_bias: Whether to add a bias.
+        kernel_initializer: Initialiser of the 3x3 kernel.
+        bias_initializer: Initialiser of the bias.
+
+    Example:
+        >>> layer = NearestUpsampleConv2D(4)
+        >>> tuple(layer(np.zeros((1, 8, 8, 3), "float32")).shape)
+        (1, 16, 16, 4)
+        >>> tuple(layer.kernel.shape)
+        (3, 3, 3, 4)
+    """
+
+    def __init__(self, filters: int, use_bias: bool = False, kernel_initializer="he_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(filters, int) or filters <= 0:
+            raise ValueError(f"NearestUpsampleConv2D(filters=...) must be a positive int; received {filters!r}.")
+        self.filters = filters
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="kernel", shape=(3, 3, int(input_shape[-1]), self.filters),
+            initializer=self.kernel_initializer,
+        )
+        self.bias = (
+            self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer)
+            if self.use_bias else None
+        )
+
+    def call(self, inputs):
+        kernel = subpixel_kernel(ops.cast(self.kernel, self.compute_dtype))
+        outputs = ops.conv_transpose(inputs, kernel, strides=2, padding="same")
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.bias, self.compute_dtype)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return _upsampled_x2_shape(input_shape, self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
+
+
+SUBPIXEL_CHUNK_BYTES = 16 * 2**20
+"""Largest float32 4x4 transposed-conv kernel :func:`optimize_for_inference` runs in one piece.
+
+A larger one (``unet_resnet50``'s first decoder block: 2048 -> 256 channels, 32 MiB) runs on
+chunks of its input channels, summed, so each kernel fits a CPU's cache (the gain is measured
+in ``docs/benchmarks.md``)."""
+
+
+def input_chunks(channels: int, filters: int) -> int:
+    return max(1, min(channels, -(-16 * channels * filters * 4 // SUBPIXEL_CHUNK_BYTES)))
+
+
+def _chunk_bounds(channels: int, chunks: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, channels, chunks + 1).round().astype(int).tolist()
+    return list(zip(edges[:-1], edges[1:]))
+
+
+@keras.saving.register_keras_serializable(package="skyseg_tf")
+class SubPixelConv2D(keras.layers.Layer):
+    """A stride-2 "same" transposed convolution with a 4x4 kernel, run on chunks of its input channels.
+
+    Computes what ``keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same")`` does,
+    as the sum of ``input_chunks`` transposed convolutions of consecutive input-channel slices,
+    each with its own slice of the kernel (variables ``kernel_0``, ``kernel_1``...). A kernel
+    too large for the CPU's cache runs faster in pieces that fit. :func:`optimize_for_inference`
+    uses it for kernels over :data:`SUBPIXEL_CHUNK_BYTES`.
+
+    Args:
+        filters: Output channels.
+        use_bias: Whether to add a bias.
+        input_chunks: Number of input-channel slices (1: a plain transposed convolution).
+
+    Example:
+        >>> layer = SubPixelConv2D(4, input_chunks=2)
+        >>> tuple(layer(np.zeros((1, 3, 5, 6), "float32")).shape)
+        (1, 6, 10, 4)
+        >>> [tuple(kernel.shape) for kernel in layer.kernels]
+        [(4, 4, 4, 3), (4, 4, 4, 3)]
+    """
+
+    def __init__(self, filters: int, use_bias: bool = True, input_chunks: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        for key, value in (("filters", filters), ("input_chunks", input_chunks)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"SubPixelConv2D({key}=...) must be a positive int; received {value!r}.")
+        self.filters = filters
+        self.use_bias = bool(use_bias)
+        self.input_chunks = input_chunks
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        if self.input_chunks > channels:
+            raise ValueError(f"SubPixelConv2D: input_chunks={self.input_chunks} exceeds the {channels} input channels.")
+        self._bounds = _chunk_bounds(channels, self.input_chunks)
+        self.kernels = [
+            self.add_weight(name=f"kernel_{index}", shape=(4, 4, self.filters, stop - start),
+                            initializer="glorot_uniform")
+            for index, (start, stop) in enumerate(self._bounds)
+        ]
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros") if self.use_bias else None
+
+    def split_kernel(self, kernel) -> list[np.ndarray]:
+        """The per-chunk kernels of a whole ``(4, 4, filters, in_channels)`` kernel."""
+        return [np.asarray(kernel)[..., start:stop] for start, stop in self._bounds]
+
+    def call(self, inputs):
+        outputs = None
+        for (start, stop), kernel in zip(self._bounds, self.kernels):
+            part = inputs if len(self._bounds) == 1 else inputs[..., start:stop]
+            part = ops.conv_transpose(part, ops.cast(kernel, self.compute_dtype), strides=2, padding="same")
+            outputs = part if outputs is None else outputs + part
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.bias, self.compute_dtype)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return _upsampled_x2_shape(input_shape, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "use_bias": self.use_bias,
+                "input_chunks": self.input_chunks}
+
+
+# TensorFlow's fused kernel raises a smaller epsilon to this value; layers with a smaller one
+# keep Keras's computation so the result stays exact.
+_FUSED_MIN_EPSILON = 1.001e-5
+_FUSED_DTYPES = ("float16", "bfloat16", "float32")
+
+
+@keras.saving.register_keras_serializable(package="skyseg_tf")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` run by TensorFlow's fused kernel: same maths, faster.
+
+    Keras 3 computes BatchNorm from generic ops (moments, then ``x * scale + shift``): several
+    passes over the feature map forward and more backward. TensorFlow has one kernel for the
+    forward pass and one for its gradient (oneDNN on CPUs, cuDNN on GPUs), which Keras 2 used.
+    This layer calls them for 4-D channels-last inputs under the TensorFlow backend; it has the
+    same variables, config, moving-statistics update (biased batch variance, as Keras) and
+    results to float rounding. Anything the fused kernel does not cover (another backend,
+    another rank or axis, masks, ``renorm``, ``synchronized``, an epsilon below 1.001e-5) runs
+    Keras's own code.
+
+    With :func:`split_upsampling_convs` it speeds up the U-Net training step on a CPU; the
+    figures are in ``docs/benchmarks.md``.
+
+    Example:
+        >>> layer = FusedBatchNormalization()
+        >>> x = np.random.default_rng(0).normal(3.0, 2.0, (4, 8, 8, 5)).astype("float32")
+        >>> y = layer(x, training=True)
+        >>> bool(np.allclose(np.mean(y, axis=(0, 1, 2)), 0.0, atol=1e-5))
+        True
+    """
+
+    def _fusable(self, inputs, mask) -> bool:
+        return (
+            keras.backend.backend() == "tensorflow"
+            and mask is None
+            and not self.renorm
+            and not self.synchronized
+            and self.epsilon >= _FUSED_MIN_EPSILON
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+            and keras.backend.standardize_dtype(inputs.dtype) in _FUSED_DTYPES
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        float32 = "float32"
+        gamma = ops.cast(self.gamma, float32) if self.scale else ops.ones_like(self.moving_mean)
+        beta = ops.cast(self.beta, float32) if self.center else ops.zeros_like(self.moving_mean)
+        if training and self.trainable:
+            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
+            # The kernel returns the unbiased variance; Keras tracks the biased one.
+            count = ops.cast(ops.prod(ops.shape(inputs)[:3]), float32)
+            variance = variance * ops.where(count > 1.0, (count - 1.0) / count, 0.0)
+            momentum = self.momentum
+            self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
+            self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
+        else:
+            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, mean=ops.cast(self.moving_mean, float32),
+                variance=ops.cast(self.moving_variance, float32), epsilon=self.epsilon,
+                data_format="NHWC", is_training=False)
+        return ops.cast(outputs, self.compute_dtype)

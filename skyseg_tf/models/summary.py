@@ -22,7 +22,7 @@ def _fixed_shape(layer, shape):
 
 def _layer_macs(layer) -> int:
     """Multiply-adds one image costs in ``layer``; 0 for layers without a convolution or matmul."""
-    from skyseg_tf.models.optimize import NearestUpsampleConv2D, SubPixelConv2D
+    from skyseg_tf.models.layers import NearestUpsampleConv2D, SubPixelConv2D
 
     if not layer.built:
         return 0

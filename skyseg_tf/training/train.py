@@ -33,7 +33,7 @@ from skyseg_tf.data.sources import source_spec
 from skyseg_tf.losses import get_loss
 from skyseg_tf.metrics import default_metrics
 from skyseg_tf.models import build_model, output_activation
-from skyseg_tf.models.optimize import fuse_batch_norms, split_upsampling_convs
+from skyseg_tf.models.optimize import fuse_batch_norms, split_pays_off, split_upsampling_convs
 from skyseg_tf.training.config import TrainConfig
 from skyseg_tf.training.curves import plot_training_curves
 from skyseg_tf.training.strategy import get_distribution_strategy, is_chief
@@ -44,17 +44,14 @@ HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 CURVES_PNG = "training_curves.png"
 REWRITES_JSON = "model_rewrites.json"
-SPLIT_MIN_REPLICA_BATCH = 8
-"""Per-replica batch from which ``fast_training`` splits the upsampling convs on CPUs: their
-sub-pixel gradients pay off on batches of 8 and more and cost time on batches of 1
-(docs/benchmarks.md)."""
 
 
 def _training_rewrites(config: TrainConfig, strategy, run_dir: str) -> dict:
     """The model rewrites of this run: ``{"fused_batch_norms": bool, "split_upsampling": bool}``.
 
-    A new run decides from ``config.fast_training`` and the machine (:func:`split_pays_off`) and
-    records the decision in ``model_rewrites.json``. A run that resumes from a backup keeps the
+    A new run decides from ``config.fast_training`` and the machine
+    (:func:`skyseg_tf.models.optimize.split_pays_off`) and records the decision in
+    ``model_rewrites.json``. A run that resumes from a backup keeps the
     recorded decision, so the backup's variables fit the model even if the config's
     ``fast_training``, the batch or the machine changed (a backup without the record is from a
     version before these rewrites: none).
@@ -71,17 +68,6 @@ def _training_rewrites(config: TrainConfig, strategy, run_dir: str) -> dict:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(rewrites, handle, indent=2)
     return rewrites
-
-
-def split_pays_off(replica_batch: int) -> bool:
-    """Whether ``fast_training`` should split the upsampling convs: CPUs, 8+ images per replica.
-
-    Measured on a 2-core CPU, the split alone: 1.02-1.36x at batch 8 (unet_resnet50,
-    unet_mobilenet_v3_large), 0.90-0.96x at batch 1. On an H100 (Keras 3
-    on JAX) the split made the U-Net-ResNet50 training step 0.6x as fast, and TensorFlow on a
-    GPU is not measured, so where TensorFlow sees a GPU the convs stay as built.
-    """
-    return replica_batch >= SPLIT_MIN_REPLICA_BATCH and not tf.config.list_logical_devices("GPU")
 
 
 class TrainingError(RuntimeError):

@@ -315,6 +315,10 @@ def test_predict_folder_example(tiny_model, tmp_path):
     done = run_example("predict_folder", model_path, tmp_path / "photos", tmp_path / "out", "--quiet", cwd=tmp_path)
     assert succeeded(done)[0], succeeded(done)[1]
     assert "2 image(s) predicted, 0 failed" in done.stdout
+    (tmp_path / "photos" / "broken.png").write_bytes(b"broken")
+    again = run_example("predict_folder", model_path, tmp_path / "photos" / "broken.png", tmp_path / "out2", "--quiet",
+                        cwd=tmp_path)
+    assert again.returncode == 1 and "broken.png" in again.stdout + again.stderr
     assert np.asarray(Image.open(tmp_path / "out" / "a_mask.png")).shape == (40, 70)
     assert Image.open(tmp_path / "out" / "b_overlay.jpg").size == (64, 64)
     assert (tmp_path / "out" / "b_probability.png").is_file()
@@ -330,6 +334,24 @@ def test_replace_sky_example(tiny_model, tmp_path):
     assert succeeded(done)[0], succeeded(done)[1]
     assert done.stdout.startswith(f"wrote {tmp_path / 'out.png'} (sky ")
     assert np.asarray(Image.open(tmp_path / "out.png")).shape == (48, 64, 3)
+
+
+def test_replace_sky_composites_the_new_sky_by_the_matte():
+    """alpha 1 takes the new sky (resized to the photo), alpha 0 keeps the photo."""
+    example = load_example("replace_sky")
+    photo = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    alpha = np.zeros((64, 64), np.float32)
+    alpha[:20] = 1.0
+    out = example.replace_sky(photo, np.full((10, 30, 3), 7, np.uint8), alpha)
+    assert (out[:20] == 7).all() and (out[20:] == photo[20:]).all()
+
+
+def test_replace_sky_reports_a_missing_photo_in_one_line(tiny_model, tmp_path):
+    _, model_path = tiny_model
+    Image.new("RGB", (90, 30), (250, 120, 40)).save(tmp_path / "sunset.png")
+    done = run_example("replace_sky", tmp_path / "missing.png", tmp_path / "sunset.png", "--model", model_path,
+                       cwd=tmp_path)
+    assert done.returncode == 2 and "missing.png" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.slow

@@ -1,6 +1,5 @@
 """Full-resolution prediction: sizes, tiling, padding, guided filter, files and folders, examples."""
 
-import importlib.util
 import os
 
 import numpy as np
@@ -51,13 +50,6 @@ def tiny_model():
 
 def random_image(height, width, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO_ROOT, "examples", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ----------------------------------------------------------------------------- predict_image
@@ -252,49 +244,6 @@ def test_load_model_keras_file_and_errors(tmp_path, tiny_model):
     (tmp_path / "folder").mkdir()
     with pytest.raises(ValueError, match="saved_model.pb"):
         load_model(tmp_path / "folder")
-
-
-# ----------------------------------------------------------------------------- examples
-
-
-def test_replace_sky_example(tmp_path, tiny_model):
-    from skyseg_tf.data.synthetic import render_scene
-
-    photo, _ = render_scene(np.random.default_rng(0), 64, 64)
-    Image.fromarray(photo).save(tmp_path / "photo.png")
-    Image.new("RGB", (100, 50), (250, 120, 40)).save(tmp_path / "sunset.png")
-    model_path = tmp_path / "tiny.keras"
-    tiny_model.save(model_path)
-    example = load_example("replace_sky")
-    status = example.main([str(tmp_path / "photo.png"), str(tmp_path / "sunset.png"), "--model", str(model_path),
-                           "--out", str(tmp_path / "out.png"), "--feather", "1.5", "--match-colors", "0.5"])
-    assert status == 0
-    assert np.asarray(Image.open(tmp_path / "out.png")).shape == (64, 64, 3)
-    # The composite itself: alpha 1 takes the new sky, alpha 0 keeps the photo.
-    alpha = np.zeros((64, 64), np.float32)
-    alpha[:20] = 1.0
-    out = example.replace_sky(photo, np.full((10, 30, 3), 7, np.uint8), alpha)
-    assert (out[:20] == 7).all() and (out[20:] == photo[20:]).all()
-    assert example.main([str(tmp_path / "missing.png"), str(tmp_path / "sunset.png"),
-                         "--model", str(model_path)]) == 2
-    with pytest.raises(SystemExit) as exit_info:
-        example.main(["--help"])
-    assert exit_info.value.code == 0
-
-
-def test_predict_folder_example(tmp_path, tiny_model):
-    write_photo(tmp_path / "a.png")
-    (tmp_path / "b.png").write_bytes(b"broken")
-    model_path = tmp_path / "tiny.keras"
-    tiny_model.save(model_path)
-    example = load_example("predict_folder")
-    status = example.main([str(model_path), str(tmp_path / "a.png"), str(tmp_path / "b.png"),
-                           str(tmp_path / "out"), "--save", "mask", "--quiet"])
-    assert status == 1  # b.png failed
-    assert (tmp_path / "out" / "a_mask.png").exists()
-    with pytest.raises(SystemExit) as exit_info:
-        example.main(["--help"])
-    assert exit_info.value.code == 0
 
 
 def test_training_and_prediction_resize_a_photo_to_the_same_pixels():

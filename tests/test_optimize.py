@@ -295,3 +295,27 @@ def test_a_model_trained_fast_still_optimizes_for_inference_completely():
     assert type(fast.get_layer("decoder_stage4a_conv")).__name__ == "Conv2DTranspose"
     assert not any(isinstance(layer, NearestUpsampleConv2D) for layer in fast.layers)
     _assert_same_outputs(expected, fast(_images(), training=False))
+
+
+def test_split_conv_read_by_the_next_upsample_conv_is_rewired_to_its_sum():
+    """up -> concat(skip) -> conv A -> up -> conv B: B's new sub-pixel conv must read A's sum
+    (A on the skip + A on the upsampled part), not A's skip part alone."""
+    import keras
+
+    from skyseg_tf.models.optimize import optimize_for_inference, split_upsampling_convs
+
+    inputs = keras.Input((8, 8, 6))
+    skip = keras.Input((16, 16, 4))
+    up = keras.layers.UpSampling2D(2, name="up_a")(inputs)
+    x = keras.layers.Concatenate(name="concat_a")([up, skip])
+    a = keras.layers.Conv2D(5, 3, padding="same", name="conv_a")(x)
+    up_b = keras.layers.UpSampling2D(2, name="up_b")(a)
+    b = keras.layers.Conv2D(3, 3, padding="same", name="conv_b")(up_b)
+    model = keras.Model([inputs, skip], b)
+    rng = np.random.default_rng(0)
+    data = [rng.normal(size=(2, 8, 8, 6)).astype("float32"), rng.normal(size=(2, 16, 16, 4)).astype("float32")]
+    expected = np.asarray(model(data))
+    for rewrite in (split_upsampling_convs, optimize_for_inference):
+        rewritten = rewrite(model)
+        assert "conv_a_sum" in [layer.name for layer in rewritten.layers]
+        np.testing.assert_allclose(np.asarray(rewritten(data)), expected, atol=1e-4, err_msg=rewrite.__name__)

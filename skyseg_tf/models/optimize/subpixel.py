@@ -165,6 +165,10 @@ def _split_upsampling_convs_config(config: dict, transposed: bool) -> dict:
     # Readers of a split conv read its sum instead; the new layers go in after the rerouting,
     # since each sum reads its conv.
     reroute(config, renames)
+    # The new upsampling layers read the input of the upsampling they replace, which may itself be
+    # a split conv (a conv read by the next upsample -> conv): they read its sum too. The sums
+    # (the other added entries) keep reading their own conv.
+    reroute({"layers": [entries[0] for entries in added.values()], "output_layers": []}, renames)
     layers = []
     for entry in config["layers"]:
         if entry["name"] not in removed:

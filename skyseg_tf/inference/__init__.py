@@ -33,7 +33,8 @@ One job per module:
 * :mod:`~skyseg_tf.inference.tiling`: native resolution in blended tiles;
 * :mod:`~skyseg_tf.inference.refine`: guided-filter refinement;
 * :mod:`~skyseg_tf.inference.predict`: :func:`predict_image` for one array;
-* :mod:`~skyseg_tf.inference.files`: :func:`predict_paths` for files and folders.
+* :mod:`~skyseg_tf.inference.files`: :func:`predict_paths` for files and folders;
+* :mod:`~skyseg_tf.inference.facts`: :func:`sky_facts`, the per-photo record.
 
 The resize and pad ops live in :mod:`skyseg_tf.image_ops` (shared with the training pipeline
 and the exports), the overlay tint in :mod:`skyseg_tf.visualization`.
@@ -48,12 +49,20 @@ Example:
 """
 
 from skyseg_tf.image_ops import pad_to_multiple, resize_images, resize_probabilities
+from skyseg_tf.inference.facts import DEFAULT_HAS_SKY_FRACTION, sky_facts
 from skyseg_tf.inference.files import (
+    DEFAULT_SAVE,
     OUTPUT_SUFFIXES,
     PREDICT_EXTENSIONS,
+    RECORD_COLUMNS,
+    RECORDS_CSV,
+    RECORDS_JSONL,
     SAVE_KINDS,
     PredictionSummary,
+    collect_inputs,
     predict_paths,
+    render_outputs,
+    write_outputs,
 )
 from skyseg_tf.inference.loading import load_model
 from skyseg_tf.inference.predict import DEFAULT_INPUT_SIZE, MODES, predict_image, resolve_mode
@@ -78,6 +87,15 @@ from skyseg_tf.visualization import OVERLAY_ALPHA, OVERLAY_COLOR, overlay_sky
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_HAS_SKY_FRACTION",
+    "DEFAULT_SAVE",
+    "RECORDS_CSV",
+    "RECORDS_JSONL",
+    "RECORD_COLUMNS",
+    "collect_inputs",
+    "render_outputs",
+    "sky_facts",
+    "write_outputs",
     "DEFAULT_GUIDED_EPS",
     "DEFAULT_INPUT_SIZE",
     "DEFAULT_OVERLAP",

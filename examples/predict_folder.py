@@ -30,7 +30,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("model", help=".keras file or SavedModel folder (e.g. export/1)")
     parser.add_argument("inputs", nargs="+", help="image files and/or folders; the last path is the output folder")
-    parser.add_argument("--save", nargs="+", choices=inference.SAVE_KINDS, default=list(inference.SAVE_KINDS),
+    parser.add_argument("--save", nargs="+", choices=inference.SAVE_KINDS, default=list(inference.DEFAULT_SAVE),
                         help="what to write per image (default: all)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
                         help="size the model sees in resize mode (its training size)")
@@ -43,6 +43,8 @@ def parse_args(argv=None):
     parser.add_argument("--probability-bits", type=int, choices=(8, 16), default=8)
     parser.add_argument("--recursive", action="store_true", help="also predict images in sub-folders")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="predict photos whose outputs exist again (default: keep them, so a rerun resumes)")
     args = parser.parse_args(argv)
     if len(args.inputs) < 2:
         parser.error("give at least one input and the output folder: INPUT [INPUT ...] OUT_DIR")
@@ -62,6 +64,7 @@ def main(argv=None) -> int:
             tile_size=args.tile_size, overlap=args.overlap, batch_size=args.batch_size,
             refine=None if args.refine == "none" else args.refine,
             probability_bits=args.probability_bits, recursive=args.recursive, progress=not args.quiet,
+            overwrite=args.overwrite,
         )
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

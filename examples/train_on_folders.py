@@ -178,7 +178,7 @@ def main(argv=None) -> int:
     # are written at the photo's own resolution.
     summary = predict_paths(model, args.predict or held_out_photos, run_dir / "predictions",
                             save=("mask", "overlay"), mode="resize", input_size=config.image_size,
-                            progress=False)
+                            progress=False, overwrite=True)  # this run's model: replace older masks
     print(f"Predictions in {run_dir / 'predictions'}: {summary}")
     print(f"Best model: {result.best_model_path}")
     return 0 if summary.ok else 1

@@ -116,7 +116,8 @@ def run_demo(out_dir: str = "runs/demo", quick: bool = False, epochs: int | None
                                      image_size=settings.prediction_size, seed=2026)
     model = load_model(result.best_model_path)
     summary = predict_paths(model, samples / "images", os.path.join(out_dir, "predictions"),
-                            save=("mask", "probability", "overlay"), refine="guided", progress=True)
+                            save=("mask", "probability", "overlay"), refine="guided", progress=True,
+                            overwrite=True)  # the model of this run: never keep an earlier run's masks
     if not summary.ok:
         raise RuntimeError(f"Prediction failed for some demo images: {summary}")
     _done(started, str(summary).splitlines()[0])
@@ -173,7 +174,7 @@ def predict_real_photos(out_dir: str, names=REAL_PHOTOS) -> dict:
         Image.fromarray(image[..., :3].astype(np.uint8)).save(os.path.join(photos, f"{name}.png"))
     model = from_preset(DEFAULT_PRESET)
     predictions = os.path.join(out_dir, "predictions")
-    summary = predict_paths(model, photos, predictions, save=("mask", "overlay"), progress=False)
+    summary = predict_paths(model, photos, predictions, save=("mask", "overlay"), progress=False, overwrite=True)
     if not summary.ok:
         raise RuntimeError(f"Prediction failed for some real photos: {summary}")
     rows, tiles = [], []

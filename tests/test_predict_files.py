@@ -105,6 +105,8 @@ def test_existing_outputs_are_kept_unless_overwrite(photos, tmp_path):
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 4  # 3 + the resumed one
     forced = predict_paths(model, photos, out, save=("mask",), progress=False, overwrite=True)
     assert len(forced.succeeded) == 3 and mask.read_bytes()[:4] == b"\x89PNG"
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 3  # a new run's records
+    assert len((out / "predictions.csv").read_text().splitlines()) == 1 + 3
     assert not list(out.glob(".*partial"))
 
 

@@ -325,14 +325,16 @@ def write_outputs(image: np.ndarray | None, probability: np.ndarray, out_stem: s
 
 
 class _RecordWriter:
-    """Appends one record per photo to predictions.jsonl and predictions.csv (header once)."""
+    """Writes one record per photo to predictions.jsonl and predictions.csv (header once):
+    appended to an earlier run's records (a resumed run), or replacing them (``fresh``)."""
 
-    def __init__(self, out_dir: pathlib.Path):
+    def __init__(self, out_dir: pathlib.Path, fresh: bool = False):
         self.jsonl_path = out_dir / RECORDS_JSONL
         self.csv_path = out_dir / RECORDS_CSV
-        new_csv = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
-        self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")
-        self._csv_file = open(self.csv_path, "a", encoding="utf-8", newline="")
+        mode = "w" if fresh else "a"
+        new_csv = fresh or not self.csv_path.exists() or self.csv_path.stat().st_size == 0
+        self._jsonl = open(self.jsonl_path, mode, encoding="utf-8")
+        self._csv_file = open(self.csv_path, mode, encoding="utf-8", newline="")
         self._csv = csv.DictWriter(self._csv_file, fieldnames=RECORD_COLUMNS, extrasaction="ignore")
         if new_csv:
             self._csv.writeheader()
@@ -427,8 +429,9 @@ def predict_paths(
         probability_bits: 8 or 16 (bits per pixel of the probability PNG).
         recursive: Also predict images in sub-folders of input folders.
         progress: Show a tqdm progress bar over the files.
-        overwrite: Predict photos whose outputs already exist again (default: leave them, so an
-            interrupted run resumes).
+        overwrite: Predict photos whose outputs already exist again, and start the record files
+            afresh (default: leave those photos, and append to the records, so an interrupted run
+            resumes).
         workers: Threads that decode photos ahead of the model and encode and write outputs
             behind it (``0``: one photo at a time, nothing overlapped).
         draft: Decode JPEGs at reduced scale (libjpeg DCT scaling) when no output needs
@@ -495,7 +498,7 @@ def predict_paths(
                    batch_size=batch_size, refine_radius=refine_radius, refine_eps=refine_eps)
     full_pixels = refine is not None or any(kind in FULL_RESOLUTION_KINDS for kind in save)
     failures = (ValueError, OSError, tf.errors.OpError, MemoryError, Image.DecompressionBombError)
-    recorder = _RecordWriter(out_dir) if records else None
+    recorder = _RecordWriter(out_dir, fresh=overwrite) if records else None
     bar = None
     if progress:
         from tqdm.auto import tqdm

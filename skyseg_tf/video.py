@@ -54,6 +54,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 import cv2
 import numpy as np
 
+from skyseg_tf import checks
 from skyseg_tf.metrics import DEFAULT_THRESHOLD
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -747,8 +748,7 @@ def predict_video(
     started = time.perf_counter()
     save = _check_save(save)
     smoothing = _check_smoothing(smoothing)
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 1:
-        raise ValueError(f"threshold: received {threshold!r}; pass a probability in [0, 1].")
+    checks.probability("threshold", threshold)
     frames = _Frames(path)  # reads the header: an unreadable file fails here
     info = frames.info
     out_dir = pathlib.Path(out_dir)

@@ -420,8 +420,21 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
     from skyseg_tf.video import VIDEO_EXTENSIONS
 
     kinds = tuple(s.strip() for s in save.split(",") if s.strip())
-    videos = [path for path in inputs if os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS]
-    photos = [path for path in inputs if path not in videos]
+    from skyseg_tf.inference.files import collect_inputs
+
+    def is_video(path) -> bool:
+        return os.path.splitext(str(path))[1].lower() in VIDEO_EXTENSIONS
+
+    videos = [path for path in inputs if is_video(path)]
+    photos = [path for path in inputs if not is_video(path)]
+    # Videos inside input folders are predicted too (their outputs go straight into --out).
+    images, skipped = collect_inputs(photos, recursive) if photos else ([], [])
+    videos += [str(path) for path in skipped if is_video(path)]
+    stems = [os.path.splitext(os.path.basename(video))[0] for video in videos]
+    same = sorted({video for video, stem in zip(videos, stems) if stems.count(stem) > 1})
+    if same:
+        raise ValueError(f"inputs: videos with the same name would write the same outputs in {out_dir}: "
+                         f"{', '.join(same)}. Predict them into different --out folders.")
     options = dict(input_size=_parse_size(input_size), mode=mode, tile_size=tile_size, overlap=overlap,
                    refine=None if refine == "none" else refine)
     model = _load_model_or_preset(model_path)
@@ -429,7 +442,7 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
         optimized, _ = optimize_if_possible(model)
         model = attach(optimized, get(model))
     ok = True
-    if photos:
+    if images:
         summary = predict_paths(
             model, photos if len(photos) > 1 else photos[0], out_dir, save=kinds, threshold=threshold,
             recursive=recursive, overwrite=overwrite, workers=workers, draft=draft,

@@ -368,6 +368,13 @@ def test_cli_predicts_a_video_beside_photos_and_keeps_its_outputs(tmp_path):
     assert len(frames) == 4
     again = CliRunner().invoke(main, arguments)
     assert again.exit_code == 0 and "clip.mp4: its outputs already exist" in again.output
+    folder = tmp_path / "footage"
+    folder.mkdir()
+    write_clip(folder / "walk.mp4", frames=3)
+    from_folder = CliRunner().invoke(main, ["predict", str(folder), "--model", str(model_path), "--out", str(out),
+                                            "--save", "mask", "--motion", "static"])
+    assert from_folder.exit_code == 0, from_folder.output
+    assert "walk_mask.mp4" in listing(out) and "3 frames" in from_folder.output
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
     failed = CliRunner().invoke(main, ["predict", str(broken), "--model", str(model_path), "--out", str(out)])

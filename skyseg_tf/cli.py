@@ -442,7 +442,7 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
         optimized, _ = optimize_if_possible(model)
         model = attach(optimized, get(model))
     ok = True
-    if images:
+    if images or not videos:  # with neither, predict_paths says what it looked for
         summary = predict_paths(
             model, photos if len(photos) > 1 else photos[0], out_dir, save=kinds, threshold=threshold,
             recursive=recursive, overwrite=overwrite, workers=workers, draft=draft,

@@ -375,6 +375,9 @@ def test_cli_predicts_a_video_beside_photos_and_keeps_its_outputs(tmp_path):
                                             "--save", "mask", "--motion", "static"])
     assert from_folder.exit_code == 0, from_folder.output
     assert "walk_mask.mp4" in listing(out) and "3 frames" in from_folder.output
+    (tmp_path / "empty").mkdir()
+    empty = CliRunner().invoke(main, ["predict", str(tmp_path / "empty"), "--model", str(model_path), "--out", str(out)])
+    assert empty.exit_code == 2 and "found no images" in empty.output
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
     failed = CliRunner().invoke(main, ["predict", str(broken), "--model", str(model_path), "--out", str(out)])

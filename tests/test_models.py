@@ -32,6 +32,12 @@ def test_every_registry_entry_gives_a_probability_map_of_the_input_size(name):
     assert outputs.shape == (2, SIZE, SIZE, 1)
     assert outputs.dtype == np.float32
     assert np.all((outputs >= 0) & (outputs <= 1))
+    # The map depends on the image: two different images, two different maps, varying in space.
+    # (In training mode: an untrained MobileNetV3's activations fade to ~1e-11 through its
+    # BatchNorms at their initial statistics, so its inference output is a constant 0.5.)
+    varied = np.asarray(model(_images(batch=2), training=True))
+    assert not np.allclose(varied[0], varied[1], atol=1e-6)
+    assert varied[0].std() > 0
 
 
 def test_two_class_softmax_head_reproduces_the_study_head():

@@ -21,6 +21,7 @@ import tensorflow as tf
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from skyseg_tf import checks
 from skyseg_tf.data import spec
 from skyseg_tf.visualization import OVERLAY_ALPHA, OVERLAY_COLOR, overlay_sky
 
@@ -89,21 +90,17 @@ def contact_sheet(
             f"out_path: received {str(out_path)!r}; its suffix must be one of {_FORMATS}, "
             "e.g. 'preview.png'."
         )
-    for name, value in (("num", num), ("columns", columns), ("dpi", dpi)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}: received {value!r}; pass a positive int.")
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout: received {layout!r}; valid values are {LAYOUTS}.")
-    if not 0.0 <= overlay_alpha <= 1.0:
-        raise ValueError(f"overlay_alpha: received {overlay_alpha!r}; pass a number in [0, 1].")
+    num, columns, dpi = (checks.positive_int(name, value)
+                         for name, value in (("num", num), ("columns", columns), ("dpi", dpi)))
+    checks.choice("layout", layout, LAYOUTS)
+    checks.probability("overlay_alpha", overlay_alpha)
     tint = np.asarray(overlay_color, np.float32)
     if tint.shape != (3,) or tint.min() < 0 or tint.max() > 255:
         raise ValueError(
             f"overlay_color: received {overlay_color!r}; pass three ints in [0, 255], "
             "e.g. (255, 0, 200)."
         )
-    if not panel_inches > 0:
-        raise ValueError(f"panel_inches: received {panel_inches!r}; pass a positive number.")
+    checks.positive_float("panel_inches", panel_inches)
 
     items = list(itertools.islice(_elements(source), num))
     if not items:

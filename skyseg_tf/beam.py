@@ -677,11 +677,7 @@ def predict_pipeline(
             ...
         FileNotFoundError: inputs: the pattern 'no_such_folder/*.jpg' matches no file. ...
     """
-    if isinstance(save, str):
-        save = (save,)
-    save = tuple(save)
-    if not save or any(kind not in SAVE_KINDS for kind in save):
-        raise ValueError(f"save: received {save!r}; pass one or more of {SAVE_KINDS}.")
+    save = checks.choices("save", save, SAVE_KINDS)
     if probability_bits not in (8, 16):
         raise ValueError(f"probability_bits: received {probability_bits!r}; pass 8 or 16.")
     checks.probability("threshold", threshold)

@@ -112,6 +112,19 @@ def optional_seed(name: str, value) -> int | None:
     return None if value is None else non_negative_int(name, value)
 
 
+def choices(name: str, value, valid) -> tuple:
+    """``value`` as a tuple of one or more of ``valid`` (a single string counts as one).
+
+    Example:
+        >>> choices("save", "mask", ("mask", "overlay"))
+        ('mask',)
+    """
+    value = (value,) if isinstance(value, str) else tuple(value)
+    if not value or any(item not in valid for item in value):
+        raise ValueError(f"{name}: received {value!r}; pass one or more of {tuple(valid)}.")
+    return value
+
+
 def choice(name: str, value, choices):
     """``value`` if it is one of ``choices``.
 
@@ -124,4 +137,4 @@ def choice(name: str, value, choices):
     return value
 
 
-__all__ = ["boolean", "choice", "non_negative_int", "optional_seed", "positive_float", "positive_int", "probability", "size_pair"]
+__all__ = ["boolean", "choice", "choices", "non_negative_int", "optional_seed", "positive_float", "positive_int", "probability", "size_pair"]

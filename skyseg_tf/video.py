@@ -679,16 +679,6 @@ class VideoSummary:
                 f"frames/s; wrote {', '.join(str(p) for p in self.written)}")
 
 
-def _check_save(save) -> tuple:
-    if isinstance(save, str):
-        save = (save,)
-    save = tuple(save)
-    unknown = [kind for kind in save if kind not in VIDEO_SAVE_KINDS]
-    if unknown or not save:
-        raise ValueError(f"save: received {save!r}; pass one or more of {VIDEO_SAVE_KINDS}.")
-    return save
-
-
 def predict_video(
     model,
     path: str | os.PathLike,
@@ -746,7 +736,7 @@ def predict_video(
     from skyseg_tf.inference import overlay_sky
 
     started = time.perf_counter()
-    save = _check_save(save)
+    save = checks.choices("save", save, VIDEO_SAVE_KINDS)
     smoothing = _check_smoothing(smoothing)
     checks.probability("threshold", threshold)
     frames = _Frames(path)  # reads the header: an unreadable file fails here

@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from skyseg_tf import checks
 from skyseg_tf.inference.facts import DEFAULT_HAS_SKY_FRACTION, FACT_FIELDS, sky_facts
-from skyseg_tf.inference.predict import check_prediction_options, predict_image, resolve_mode
+from skyseg_tf.inference.predict import check_prediction_options, predict_image, resolve_mode, working_size
 from skyseg_tf.inference.predictor import as_predictor
 from skyseg_tf.inference.refine import DEFAULT_GUIDED_EPS, refine_probability
 from skyseg_tf.inference.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
@@ -358,13 +358,7 @@ def _draft_size(predictor, mode, input_size, refine, save, tile_size):
     def min_size(full_shape):
         if resolve_mode(mode, full_shape, predictor, tile_size) != "resize":
             return None
-        size = input_size or predictor.input_size
-        if size is None and predictor.preprocessing is not None:
-            size = predictor.preprocessing.working_size(full_shape)
-        if size is None:
-            from skyseg_tf.inference.predict import DEFAULT_INPUT_SIZE
-
-            size = DEFAULT_INPUT_SIZE
+        size = working_size(predictor, full_shape, input_size)
         return (size[0] * _DRAFT_MARGIN, size[1] * _DRAFT_MARGIN)
 
     return min_size
@@ -463,12 +457,7 @@ def predict_paths(
     """
     from PIL import Image
 
-    if isinstance(save, str):
-        save = (save,)
-    save = tuple(save)
-    unknown = [kind for kind in save if kind not in SAVE_KINDS]
-    if unknown or not save:
-        raise ValueError(f"save: received {save!r}; pass one or more of {SAVE_KINDS}.")
+    save = checks.choices("save", save, SAVE_KINDS)
     if probability_bits not in (8, 16):
         raise ValueError(f"probability_bits: received {probability_bits!r}; pass 8 or 16.")
     checks.probability("threshold", threshold)

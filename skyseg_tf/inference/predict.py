@@ -109,6 +109,23 @@ def resolve_mode(mode: str, image_shape: Sequence[int], predictor: SkyPredictor,
     return "resize"
 
 
+def working_size(predictor: SkyPredictor, image_shape: Sequence[int],
+                 input_size: Sequence[int] | None = None) -> tuple[int, int]:
+    """The ``(height, width)`` an image of ``image_shape`` is resized to in ``"resize"`` mode.
+
+    ``input_size`` if given, else the model's fixed input size, else the scale the model records
+    (:mod:`skyseg_tf.preprocessing`), else :data:`DEFAULT_INPUT_SIZE`.
+
+    Example:
+        >>> working_size(as_predictor(lambda x: x[..., :1]), (3000, 4000))
+        (512, 512)
+    """
+    size = input_size or predictor.input_size
+    if size is None and predictor.preprocessing is not None:
+        size = predictor.preprocessing.working_size(image_shape)
+    return tuple(size or DEFAULT_INPUT_SIZE)
+
+
 def predict_image(
     model=None,
     image=None,
@@ -203,10 +220,7 @@ def predict_image(
         probability = predict_tiles(predictor, image, tile_size, overlap, batch_size, progress)
         scale = 1.0
     else:
-        size = input_size or predictor.input_size
-        if size is None and predictor.preprocessing is not None:
-            size = predictor.preprocessing.working_size(image.shape) or DEFAULT_INPUT_SIZE
-        size = size or DEFAULT_INPUT_SIZE
+        size = working_size(predictor, image.shape, input_size)
         resized = resize_images(image[None], size)
         low = predictor(resized)[0]
         out_height, out_width = output_size or (height, width)
@@ -226,4 +240,5 @@ def predict_image(
 # --------------------------------------------------------------------------------------------
 
 
-__all__ = ["DEFAULT_INPUT_SIZE", "MODES", "as_rgb", "check_prediction_options", "predict_image", "resolve_mode"]
+__all__ = ["DEFAULT_INPUT_SIZE", "MODES", "as_rgb", "check_prediction_options", "predict_image", "resolve_mode",
+           "working_size"]

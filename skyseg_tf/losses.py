@@ -66,10 +66,6 @@ def _check_non_negative_number(name, value):
         raise ValueError(f"`{name}` must be >= 0; received {name}={value!r}.")
 
 
-def _check_bool(name, value):
-    checks.boolean(name, value)
-
-
 def _image_axes(x):
     return tuple(range(1, len(x.shape)))
 
@@ -224,7 +220,7 @@ class _SkyLoss(keras.losses.Loss):
     """Shared constructor checks and config for the loss classes."""
 
     def __init__(self, from_logits, reduction, name):
-        _check_bool("from_logits", from_logits)
+        checks.boolean("from_logits", from_logits)
         super().__init__(name=name, reduction=reduction)
         self.from_logits = from_logits
 
@@ -264,7 +260,7 @@ class DiceLoss(_SkyLoss):
         name="dice_loss",
     ):
         _check_non_negative_number("smooth", smooth)
-        _check_bool("per_image", per_image)
+        checks.boolean("per_image", per_image)
         super().__init__(from_logits=from_logits, reduction=reduction, name=name)
         self.smooth = smooth
         self.per_image = per_image
@@ -340,7 +336,7 @@ class BCEDiceLoss(_SkyLoss):
         _check_non_negative_number("bce_weight", bce_weight)
         _check_non_negative_number("dice_weight", dice_weight)
         _check_non_negative_number("smooth", smooth)
-        _check_bool("per_image", per_image)
+        checks.boolean("per_image", per_image)
         super().__init__(from_logits=from_logits, reduction=reduction, name=name)
         self.bce_weight = bce_weight
         self.dice_weight = dice_weight

@@ -65,10 +65,6 @@ def _check_threshold(threshold):
         )
 
 
-def _check_bool(name, value):
-    checks.boolean(name, value)
-
-
 def _binary_inputs(y_true, y_pred, from_logits, threshold):
     """Returns ``(truth, prediction)`` as float32 {0, 1} tensors of shape (B, H, W, 1)."""
     p = sky_probability(y_pred, from_logits)
@@ -100,7 +96,7 @@ class _SkyConfusionMetric(keras.metrics.Metric):
 
     def __init__(self, threshold=DEFAULT_THRESHOLD, from_logits=False, name=None, dtype=None):
         _check_threshold(threshold)
-        _check_bool("from_logits", from_logits)
+        checks.boolean("from_logits", from_logits)
         super().__init__(name=name or self.default_name, dtype=dtype)
         self.threshold = threshold
         self.from_logits = from_logits
@@ -299,7 +295,7 @@ class SkyAUC(keras.metrics.AUC):
             raise TypeError(
                 f"`num_thresholds` must be an integer > 1; received {num_thresholds!r}."
             )
-        _check_bool("from_logits", from_logits)
+        checks.boolean("from_logits", from_logits)
         # The sky reduction below applies the sigmoid/softmax itself, so the parent
         # always receives probabilities.
         super().__init__(num_thresholds=num_thresholds, name=name, dtype=dtype, from_logits=False)
@@ -418,7 +414,7 @@ class BoundaryFScore(keras.metrics.Metric):
         if tolerance < 0:
             raise ValueError(f"`tolerance` must be >= 0 pixels; received {tolerance!r}.")
         _check_threshold(threshold)
-        _check_bool("from_logits", from_logits)
+        checks.boolean("from_logits", from_logits)
         super().__init__(name=name, dtype=dtype)
         self.tolerance = int(tolerance)
         self.threshold = threshold

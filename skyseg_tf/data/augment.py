@@ -74,10 +74,6 @@ def _check_strength(strength: str) -> None:
         )
 
 
-def _check_probability(name: str, value: float) -> None:
-    checks.probability(name, value)
-
-
 @dataclasses.dataclass(frozen=True)
 class TFAugment:
     """A pure-TensorFlow joint augmentation of images and sky masks.
@@ -141,11 +137,11 @@ class TFAugment:
     haze: float = 0.0
 
     def __post_init__(self):
-        _check_probability("flip_prob", self.flip_prob)
-        _check_probability("color_prob", self.color_prob)
-        _check_probability("noise_prob", self.noise_prob)
-        _check_probability("blur_prob", self.blur_prob)
-        _check_probability("jpeg_prob", self.jpeg_prob)
+        checks.probability("flip_prob", self.flip_prob)
+        checks.probability("color_prob", self.color_prob)
+        checks.probability("noise_prob", self.noise_prob)
+        checks.probability("blur_prob", self.blur_prob)
+        checks.probability("jpeg_prob", self.jpeg_prob)
         for name, limit in (("gamma", 1.0), ("vignette", 1.0), ("haze", 1.0), ("blur_sigma", 10.0)):
             value = getattr(self, name)
             if not 0.0 <= value <= limit:

@@ -106,14 +106,6 @@ def _split_parts(split: Any) -> list[tuple[str, bool]]:
     return parts
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    return checks.positive_int(name, value)
-
-
-def _check_seed(seed: Any) -> int | None:
-    return checks.optional_seed("seed", seed)
-
-
 def _derive_seed(seed: int | None, stream: int) -> int | None:
     """A distinct seed per random stream (shuffle, crop, augment), or None."""
     if seed is None:
@@ -500,9 +492,9 @@ def make_dataset(
             f"{tuple(-(-v // SIZE_MULTIPLE) * SIZE_MULTIPLE for v in size)}.",
             stacklevel=2,
         )
-    _check_positive_int("global_batch_size", global_batch_size)
-    _check_positive_int("shuffle_buffer", shuffle_buffer)
-    seed = _check_seed(seed)
+    checks.positive_int("global_batch_size", global_batch_size)
+    checks.positive_int("shuffle_buffer", shuffle_buffer)
+    seed = checks.optional_seed("seed", seed)
     if resize_mode not in RESIZE_MODES:
         raise ValueError(
             f"resize_mode must be one of {', '.join(map(repr, RESIZE_MODES))}, "

@@ -147,7 +147,7 @@ def scene_features(seed: int, index: int) -> dict:
         >>> scene_features(0, 3) == scene_features(0, 3)
         True
     """
-    return sample_scene_features(np.random.default_rng([_check_seed(seed), int(index)]))
+    return sample_scene_features(np.random.default_rng([checks.non_negative_int("seed", seed), int(index)]))
 
 
 def render_scene(
@@ -228,7 +228,7 @@ def split_indices(num_examples: int, split: str | None = None) -> np.ndarray:
         >>> split_indices(10, "validation").tolist()
         [3, 8]
     """
-    num_examples = _check_num_examples(num_examples)
+    num_examples = checks.positive_int("num_examples", num_examples)
     indices = np.arange(num_examples, dtype=np.int64)
     if split is None:
         return indices
@@ -271,7 +271,7 @@ def render_element(seed: int, index: int, image_size: Sequence[int] = DEFAULT_IM
         >>> element["image"].shape, element["file_name"]
         ((32, 48, 3), b'synthetic_0_000007.png')
     """
-    seed = _check_seed(seed)
+    seed = checks.non_negative_int("seed", seed)
     height, width = _check_size(image_size, "image_size")
     image, mask = render_scene(np.random.default_rng([seed, int(index)]), height, width)
     return spec.make_element(image, mask, synthetic_file_name(seed, int(index)))
@@ -310,7 +310,7 @@ def synthetic_sky(
         >>> [e["file_name"].numpy() for e in ds]
         [b'synthetic_0_000004.png', b'synthetic_0_000009.png']
     """
-    seed = _check_seed(seed)
+    seed = checks.non_negative_int("seed", seed)
     height, width = _check_size(image_size, "image_size")
     indices = split_indices(num_examples, split)
 
@@ -354,7 +354,7 @@ def write_synthetic_folder(
         >>> sorted(p.name for p in (root / "masks").iterdir())
         ['synthetic_0_000000.png', 'synthetic_0_000001.png']
     """
-    seed = _check_seed(seed)
+    seed = checks.non_negative_int("seed", seed)
     size = _check_size(image_size, "image_size")
     indices = split_indices(num_examples, split)
     out_dir = pathlib.Path(out_dir)
@@ -367,14 +367,6 @@ def write_synthetic_folder(
         mask = element[spec.MASK_KEY][..., 0] * np.uint8(255)
         Image.fromarray(mask).save(out_dir / "masks" / name)
     return out_dir
-
-
-def _check_seed(seed) -> int:
-    return checks.non_negative_int("seed", seed)
-
-
-def _check_num_examples(num_examples) -> int:
-    return checks.positive_int("num_examples", num_examples)
 
 
 def _check_size(size, name: str) -> tuple[int, int]:

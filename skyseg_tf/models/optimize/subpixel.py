@@ -15,8 +15,7 @@ import copy
 import keras
 import numpy as np
 
-from skyseg_tf.models.layers import (  # noqa: F401  (the layers the rewrite inserts)
-    SUBPIXEL_CHUNK_BYTES,
+from skyseg_tf.models.layers import (  # the layers the rewrite inserts
     NearestUpsampleConv2D,
     SubPixelConv2D,
     input_chunks,
@@ -67,14 +66,14 @@ def _upsampling_layer_entry(name: str, conv_config: dict, use_bias: bool, source
               "filters": conv_config["filters"], "use_bias": use_bias}
     chunks = input_chunks(int(source["config"]["shape"][-1]), int(conv_config["filters"]))
     if transposed and chunks > 1:
-        entry = {"module": __name__, "class_name": "SubPixelConv2D", "registered_name": "skyseg_tf>SubPixelConv2D",
+        entry = {"module": SubPixelConv2D.__module__, "class_name": "SubPixelConv2D", "registered_name": "skyseg_tf>SubPixelConv2D",
                  "config": {**common, "input_chunks": chunks}}
     elif transposed:
         entry = {"module": "keras.layers", "class_name": "Conv2DTranspose", "registered_name": None,
                  "config": {**common, "kernel_size": [4, 4], "strides": [2, 2], "padding": "same",
                             "data_format": "channels_last", "dilation_rate": [1, 1], "activation": "linear"}}
     else:
-        entry = {"module": __name__, "class_name": "NearestUpsampleConv2D",
+        entry = {"module": NearestUpsampleConv2D.__module__, "class_name": "NearestUpsampleConv2D",
                  "registered_name": "skyseg_tf>NearestUpsampleConv2D",
                  "config": {**common, "kernel_initializer": conv_config.get("kernel_initializer", "he_uniform"),
                             "bias_initializer": conv_config.get("bias_initializer", "zeros")}}

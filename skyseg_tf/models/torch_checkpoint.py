@@ -162,7 +162,7 @@ def _read_zip(path: str) -> dict[str, np.ndarray]:
 def _read_legacy(path: str) -> dict[str, np.ndarray]:
     with open(path, "rb") as file:
         try:
-            magic = pickle.Unpickler(file).load() if _peek_is_int_pickle(file) else None
+            magic = _StateDictUnpickler(file, path, {}).load() if _starts_like_a_pickle(file) else None
         except Exception:  # noqa: BLE001 - any failure here means "not this format"
             magic = None
         if magic != LEGACY_MAGIC:
@@ -191,7 +191,7 @@ def _read_legacy(path: str) -> dict[str, np.ndarray]:
     return _to_arrays(state, path)
 
 
-def _peek_is_int_pickle(file) -> bool:
+def _starts_like_a_pickle(file) -> bool:
     start = file.tell()
     head = file.read(2)
     file.seek(start)

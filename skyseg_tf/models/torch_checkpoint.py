@@ -75,8 +75,19 @@ class _Tensor:
         data = self.storage.array
         if data is None:
             raise TorchCheckpointError(f"storage {self.storage.key!r} is named but its data is missing.")
+        # as_strided does not check bounds: a crafted size or stride must not read past the data.
+        if (any(int(n) < 0 for n in self.size) or any(int(s) < 0 for s in self.stride)
+                or len(self.stride) != len(self.size) or self.offset < 0):
+            raise TorchCheckpointError(f"a tensor of storage {self.storage.key!r} has a negative or "
+                                       f"mismatched size {self.size} / stride {self.stride}.")
+        last = self.offset + sum((int(n) - 1) * int(s) for n, s in zip(self.size, self.stride) if n > 0)
+        if (0 not in self.size) and last >= data.size:
+            raise TorchCheckpointError(f"a tensor of storage {self.storage.key!r} reaches element {last}, "
+                                       f"past the storage's {data.size}: the file is damaged.")
         if not self.size:
             return data[self.offset].copy()
+        if 0 in self.size:
+            return np.zeros(self.size, data.dtype)
         itemsize = data.itemsize
         view = np.lib.stride_tricks.as_strided(
             data[self.offset:], shape=self.size, strides=[s * itemsize for s in self.stride], writeable=False
@@ -121,7 +132,7 @@ class _StateDictUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
             raise TorchCheckpointError(f"{self._path}: unknown persistent id {pid!r} in the checkpoint.")
-        storage_type, key, _location, numel = pid[1], str(pid[2]), pid[3], pid[4]
+        storage_type, key, numel = pid[1], str(pid[2]), pid[4]  # pid[3]: the device it was saved from
         if not isinstance(storage_type, _StorageType):
             raise TorchCheckpointError(f"{self._path}: storage {key!r} has no known tensor type.")
         if key not in self._storages:
@@ -154,7 +165,13 @@ def _read_zip(path: str) -> dict[str, np.ndarray]:
         with archive.open(pickles[0]) as file:
             state = _StateDictUnpickler(io.BytesIO(file.read()), path, storages).load()
         for key, storage in storages.items():
-            raw = archive.read(f"{prefix}data/{key}")
+            try:
+                raw = archive.read(f"{prefix}data/{key}")
+            except KeyError:
+                raise TorchCheckpointError(f"{path}: the archive has no data for storage {key!r} (damaged?).") from None
+            if len(raw) < storage.numel * storage.dtype.itemsize:
+                raise TorchCheckpointError(f"{path}: the data of storage {key!r} is shorter than its "
+                                           f"{storage.numel} elements (damaged?).")
             storage.array = np.frombuffer(raw, dtype=storage.dtype.newbyteorder("<"), count=storage.numel)
     return _to_arrays(state, path)
 

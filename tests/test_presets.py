@@ -146,3 +146,15 @@ def test_cli_predict_models_and_export_default_to_the_preset(tmp_path):
 
     differences = check_saved_model(from_preset(), tmp_path / "export" / "1", image_size=(72, 120))
     assert differences["serving_bytes"] < 1e-3 and differences["serving_default"] < 1e-3
+
+
+@pytest.mark.parametrize("name, config_file", [("sky_unet_efficientnet_lite0", "sky_real_lite0.yaml"),
+                                               ("sky_unet_mobilenet_v3", "sky_real.yaml")])
+def test_each_preset_records_the_committed_config_that_trained_it(name, config_file):
+    """The recipe in configs/ is what the shipped weights were trained with (reproducibility)."""
+    from skyseg_tf.training import TrainConfig
+
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "configs", config_file)
+    committed = {k: v for k, v in TrainConfig.from_file(path).to_dict().items() if k != "run_dir"}
+    recorded = {k: v for k, v in preset_info(name)["config"].items() if k != "run_dir"}
+    assert json.loads(json.dumps(committed)) == recorded

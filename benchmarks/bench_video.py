@@ -174,7 +174,7 @@ def print_table(camera, rows, truth):
         ratio = f"{row['aligned'] / off:.2f}x" if off else "-"
         ms = f"{row['ms']:.1f} (predict)" if name == "off" else f"{row['ms']:.1f}"
         print(f"| {name} | {100 * row['flicker']:.3f}% | {100 * row['aligned']:.3f}% | {ratio} | "
-              f"{100 * row['iou']:.2f}% | {ms} |")
+              f"{100 * row['iou']:.3f}% | {ms} |")
 
 
 def time_predict_video(model, args, workdir, rounds=3):

@@ -137,7 +137,8 @@ def parse_args(argv=None):
 def replace_sky_in_video(args, model, new_sky, options) -> int:
     """Replaces the sky of every frame of ``args.photo`` (a video); writes ``args.out``; returns the frame count.
 
-    The frames stream through one at a time; ``args.out`` appears only once every frame is written.
+    The frames stream through (a few held for the two-sided smoothing); ``args.out`` appears only once
+    every frame is written.
     """
     from skyseg_tf.video import (DEFAULT_LOOKAHEAD, DEFAULT_MOTION, DEFAULT_SMOOTHING, iter_video_predictions,
                                  read_video_info, write_video)

@@ -699,7 +699,7 @@ def _predict_options(options: dict) -> dict:
 def iter_video_predictions(model, frames: str | os.PathLike | Iterable[np.ndarray],
                            smoothing: float | str | None = DEFAULT_SMOOTHING, motion: str = DEFAULT_MOTION,
                            lookahead: int = DEFAULT_LOOKAHEAD, **predict_options) -> Iterator[FramePrediction]:
-    """Predicts a sequence of frames with temporal smoothing, one frame at a time.
+    """Predicts a sequence of frames with temporal smoothing, streaming.
 
     The per-frame loop of :func:`predict_video`, for callers that do their own thing with each
     frame (a sky replacement, a metric).
@@ -808,8 +808,8 @@ def predict_video(
 
     For ``clip.mp4`` it writes ``clip_mask.mp4`` (white sky on black, where the smoothed
     probability is ``>= threshold``) and ``clip_overlay.mp4`` (sky tinted magenta) into
-    ``out_dir``, H.264 at the source's frame rate and size (no audio). Frames stream through one
-    at a time. Outputs are written to hidden temporary files in ``out_dir`` and renamed when the
+    ``out_dir``, H.264 at the source's frame rate and size (no audio). Frames stream through (at
+    most ``2 * lookahead`` held at once). Outputs are written to hidden temporary files in ``out_dir`` and renamed when the
     whole video is done; on any failure they are removed, so nothing half-written is left.
 
     Args:

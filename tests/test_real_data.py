@@ -196,3 +196,32 @@ def test_blur_smooths_and_jpeg_compresses():
     assert 1.0 < np.abs(jpeg.numpy() - images).mean()
     with pytest.raises(ValueError, match="jpeg_quality"):
         TFAugment(jpeg_quality=(0, 50))
+
+
+@pytest.mark.skipif(not LABELMEFACADE.is_dir(), reason="needs ../shared/data/labelmefacade")
+def test_the_ade20k_recipe_is_the_shipped_one_plus_ade20k_and_reads_its_sources(monkeypatch):
+    """configs/sky_real_lite0_ade20k.yaml (not run here: no ADE20K) trains as far as its first batches.
+
+    ADE20K-Outdoors is TFDS's mock data here; LabelMeFacade and the synthetic scenes are real.
+    """
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from skyseg_tf.training import TrainConfig
+    from skyseg_tf.training.train import _datasets
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # the config's folder paths are relative to the repository
+    config = TrainConfig.from_file(root / "configs" / "sky_real_lite0_ade20k.yaml").to_dict()
+    shipped = TrainConfig.from_file(root / "configs" / "sky_real_lite0.yaml").to_dict()
+    differ = {key for key in config if config[key] != shipped[key]}
+    assert differ == {"data_kwargs", "steps_per_epoch", "run_dir"}
+    sources = config["data_kwargs"]["sources"]
+    assert [s["type"] for s in sources] == ["tfds", "folder", "synthetic"]
+    assert sources[1:] == [{**s, "weight": w} for s, w in zip(shipped["data_kwargs"]["sources"], (0.35, 0.15))]
+    with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
+        train, validation = _datasets(TrainConfig.from_dict(config), tf.distribute.get_strategy())
+        images, masks = next(iter(train))
+        val_images, _ = next(iter(validation))
+    assert images.shape == (16, 256, 256, 3) and masks.shape == (16, 256, 256, 1)
+    assert set(np.unique(masks.numpy())) <= {0.0, 1.0} and val_images.shape[-1] == 3

@@ -249,8 +249,8 @@ class TrainConfig:
         return cls(**values)
 
     @classmethod
-    def from_file(cls, path: str) -> "TrainConfig":
-        """Reads a JSON or YAML config file.
+    def from_file(cls, path: str | os.PathLike) -> "TrainConfig":
+        """Reads a JSON or YAML config file (a ``str`` or ``pathlib.Path``).
 
         Example:
             >>> import json, tempfile
@@ -259,12 +259,13 @@ class TrainConfig:
             >>> TrainConfig.from_file(f.name).epochs
             3
         """
+        path = os.fspath(path)
         if not os.path.isfile(path):
             raise ConfigError(f"Config file {path!r} does not exist.")
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
         try:
-            if path.endswith((".yaml", ".yml")):
+            if path.lower().endswith((".yaml", ".yml")):
                 import yaml
 
                 values = yaml.safe_load(text) or {}

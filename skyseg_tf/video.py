@@ -564,7 +564,7 @@ class TwoSidedSmoother:
     """
 
     def __init__(self, smoothing: float = DEFAULT_SMOOTHING, motion: str = DEFAULT_MOTION,
-                 lookahead: int = None, tolerance: float = DEFAULT_TOLERANCE, flow_size: int = FLOW_SIZE):
+                 lookahead: int | None = None, tolerance: float = DEFAULT_TOLERANCE, flow_size: int = FLOW_SIZE):
         lookahead = DEFAULT_LOOKAHEAD if lookahead is None else _check_lookahead(lookahead)
         if lookahead < 1:
             raise ValueError(f"lookahead: received {lookahead!r}; a two-sided smoother needs at least 1 "
@@ -575,6 +575,7 @@ class TwoSidedSmoother:
 
     @property
     def smoothing(self) -> float:
+        """The weight of the (warped) neighbouring average, in both directions."""
         return self._forward.smoothing
 
     def smooth(self, items: Iterable[tuple]) -> Iterator[tuple]:
@@ -809,8 +810,9 @@ def predict_video(
     For ``clip.mp4`` it writes ``clip_mask.mp4`` (white sky on black, where the smoothed
     probability is ``>= threshold``) and ``clip_overlay.mp4`` (sky tinted magenta) into
     ``out_dir``, H.264 at the source's frame rate and size (no audio). Frames stream through (at
-    most ``2 * lookahead`` held at once). Outputs are written to hidden temporary files in ``out_dir`` and renamed when the
-    whole video is done; on any failure they are removed, so nothing half-written is left.
+    most ``2 * lookahead`` held at once). Outputs are written to hidden temporary files in
+    ``out_dir`` and renamed when the whole video is done; on any failure they are removed, so
+    nothing half-written is left.
 
     Args:
         model: A model, a path to one, a preset model, or ``None`` for the pretrained model

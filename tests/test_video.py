@@ -139,10 +139,16 @@ def test_video_suffixes_do_not_overlap_image_suffixes():
 # ----------------------------------------------------------------------------- stable masks
 
 
-def test_smoothing_halves_flicker_on_a_noisy_static_clip(tmp_path):
+def noisy_static_clip(tmp_path):
+    """16 frames of a fixed camera with strong sensor noise: ``grey_sky`` flickers on them."""
     clip = tmp_path / "noisy.mp4"
     write_video(clip, (frame.image for frame in synthetic_clip(16, SIZE, camera="static", noise=10.0, seed=5)),
                 fps=25)
+    return clip
+
+
+def test_smoothing_halves_flicker_on_a_noisy_static_clip(tmp_path):
+    clip = noisy_static_clip(tmp_path)
     smoothed = predict_video(grey_sky, clip, tmp_path / "on", save="mask_video", progress=False)
     plain = predict_video(grey_sky, clip, tmp_path / "off", save="mask_video", smoothing=0, progress=False)
     assert plain.flicker_unsmoothed > 0.005  # the stand-in model does flicker on this clip
@@ -225,9 +231,7 @@ def test_two_sided_smoothing_follows_a_panning_camera():
 
 
 def test_two_sided_smoothing_steadies_a_static_clip_more_than_the_past_alone(tmp_path):
-    clip = tmp_path / "noisy.mp4"
-    write_video(clip, (frame.image for frame in synthetic_clip(16, SIZE, camera="static", noise=10.0, seed=5)),
-                fps=25)
+    clip = noisy_static_clip(tmp_path)
     both = predict_video(grey_sky, clip, tmp_path / "both", save="mask_video", progress=False)
     past = predict_video(grey_sky, clip, tmp_path / "past", save="mask_video", lookahead=0, progress=False)
     assert both.lookahead == DEFAULT_LOOKAHEAD and past.lookahead == 0

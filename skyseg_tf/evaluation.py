@@ -41,7 +41,8 @@ import numpy as np
 
 from skyseg_tf.data.sources import renders_synthetic_without_size
 from skyseg_tf.inference import as_predictor, model_name, resize_probabilities
-from skyseg_tf.metrics import DEFAULT_THRESHOLD, default_metrics
+from skyseg_tf.metrics import DEFAULT_THRESHOLD, confusion_counts, default_metrics
+from skyseg_tf.outputs import VOID_LABEL
 from skyseg_tf.presets import list_presets
 
 METRIC_LABELS = {
@@ -74,6 +75,11 @@ class ModelEvaluation:
         worst: The lowest-IoU entries of ``per_image``, worst first (ranked by the original
             resolution IoU when measured).
         figures: ``{"examples": path, "worst": path}`` when figures were written.
+        false_sky: What it calls sky where there is none (:func:`false_sky_summary`): the share
+            of all labelled non-sky pixels predicted sky, and the share of photos in which more
+            than 1% / 5% of them are; the only figures that mean something on photos without sky.
+        has_sky: Whether the ground truth holds any sky pixel (``False`` for a negatives
+            source: IoU, recall and AUC are undefined there and the report leaves them out).
     """
 
     name: str
@@ -85,6 +91,8 @@ class ModelEvaluation:
     per_image: list
     worst: list
     figures: dict = dataclasses.field(default_factory=dict)
+    false_sky: dict = dataclasses.field(default_factory=dict)
+    has_sky: bool = True
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -162,11 +170,76 @@ def _resolve(models):
     return [(name, path, predictor) for name, (_, path, predictor) in zip(names, resolved)]
 
 
-def _per_image_iou(truth: np.ndarray, prediction: np.ndarray) -> float:
-    """IoU of one image's sky; 1.0 when neither truth nor prediction has sky."""
-    intersection = np.count_nonzero(truth & prediction)
-    union = np.count_nonzero(truth | prediction)
-    return 1.0 if union == 0 else intersection / union
+FALSE_SKY_LEVELS = (0.01, 0.05)
+"""Per-photo false-sky shares whose exceedance the report counts (more than 1%, more than 5%)."""
+
+
+def _image_entries(file_names, masks, probabilities, threshold) -> list[dict]:
+    """Per-image ``{"file_name", "iou", "false_sky", "sky_pixels", "other_pixels", "fp"}``.
+
+    ``iou`` is 1.0 when neither truth nor prediction has sky; ``false_sky`` (the share of the
+    labelled non-sky pixels predicted sky) is ``None`` when the image has none. Void pixels
+    count nowhere.
+    """
+    counts = confusion_counts(masks, probabilities, threshold)
+    entries = []
+    for k, file_name in enumerate(file_names):
+        tp, fp, fn, tn = (int(counts[key][k]) for key in ("tp", "fp", "fn", "tn"))
+        union = tp + fp + fn
+        entries.append({
+            "file_name": file_name,
+            "iou": 1.0 if union == 0 else tp / union,
+            "false_sky": fp / (fp + tn) if fp + tn else None,
+            "sky_pixels": tp + fn,
+            "other_pixels": fp + tn,
+            "fp": fp,
+        })
+    return entries
+
+
+def _badness(entry) -> float:
+    """How wrong an image is: ``1 - IoU`` where it has sky, its false-sky share where it has none."""
+    iou = entry.get("iou_original", entry["iou"])
+    if entry["sky_pixels"] == 0:
+        return entry["false_sky"] or 0.0
+    return 1.0 - iou
+
+
+def _caption(entry) -> str:
+    if entry["sky_pixels"] == 0:
+        return f"{entry['file_name']}  false sky {100 * (entry['false_sky'] or 0.0):.1f}%"
+    return f"{entry['file_name']}  IoU {entry.get('iou_original', entry['iou']):.3f}"
+
+
+def false_sky_summary(per_image: Sequence[dict]) -> dict:
+    """Pooled false-sky fraction and the share of photos over each of :data:`FALSE_SKY_LEVELS`.
+
+    Counts photos that have labelled non-sky pixels; ``photos_without_sky`` counts those that
+    have no sky at all in their ground truth.
+
+    Example:
+        >>> entries = [{"false_sky": 0.02, "fp": 2, "other_pixels": 100, "sky_pixels": 0},
+        ...            {"false_sky": 0.0, "fp": 0, "other_pixels": 100, "sky_pixels": 50}]
+        >>> summary = false_sky_summary(entries)
+        >>> summary["false_sky"], summary["over_1pct"], summary["over_5pct"]
+        (0.01, 0.5, 0.0)
+    """
+    shares = np.array([e["false_sky"] for e in per_image if e["false_sky"] is not None], float)
+    other = sum(e["other_pixels"] for e in per_image)
+    summary = {
+        "false_sky": sum(e["fp"] for e in per_image) / other if other else 0.0,
+        "photos": int(shares.size),
+        "photos_without_sky": sum(1 for e in per_image if e["sky_pixels"] == 0),
+    }
+    for level, key in zip(FALSE_SKY_LEVELS, ("over_1pct", "over_5pct")):
+        summary[key] = float(np.mean(shares > level)) if shares.size else 0.0
+    return summary
+
+
+def _standard_mask(mask: np.ndarray) -> np.ndarray:
+    """A source's ``uint8`` mask as float32 ``0``/``1``/``VOID_LABEL`` (0/255 masks: 255 is sky)."""
+    mask = np.asarray(mask)
+    return np.where(mask == VOID_LABEL, float(VOID_LABEL), (mask > 0).astype(np.float32)).astype(np.float32)
 
 
 def _results(metrics) -> dict:
@@ -188,7 +261,7 @@ def _evaluate_one(name, path, predictor, make_batches, make_elements, threshold,
     original = default_metrics(threshold=threshold) if original_resolution else None
     per_image = []
     examples = []
-    worst_heap = []  # (-iou, order, image, mask, probability, caption): the worst kept
+    worst_heap = []  # (badness, -order, image, mask, probability, caption): the worst kept
     seen_shapes = set()
     timed_images = 0
     timed_seconds = 0.0
@@ -215,11 +288,9 @@ def _evaluate_one(name, path, predictor, make_batches, make_elements, threshold,
                 first_batch = images
         for metric in metrics:
             metric.update_state(masks, probabilities[..., None])
-        truths = masks[..., 0] >= 0.5
-        predictions = probabilities >= threshold
-        for k in range(len(images)):
-            file_name = file_names[k].decode("utf-8", "replace")
-            entry = {"file_name": file_name, "iou": _per_image_iou(truths[k], predictions[k])}
+        names = [name.decode("utf-8", "replace") for name in file_names]
+        for k, entry in enumerate(_image_entries(names, masks, probabilities, threshold)):
+            file_name = entry["file_name"]
             if original_resolution:
                 element = next(elements)
                 element_name = element["file_name"].decode("utf-8", "replace")
@@ -228,20 +299,20 @@ def _evaluate_one(name, path, predictor, make_batches, make_elements, threshold,
                         f"the element source and the batched pipeline disagree on the order of "
                         f"images ({element_name!r} vs {file_name!r}); use a source with a fixed order."
                     )
-                native_mask = (element["segmentation_mask"] == 1).astype(np.float32)[None]
+                native_mask = _standard_mask(element["segmentation_mask"])[None]
                 height, width = native_mask.shape[1:3]
                 native = resize_probabilities(probabilities[k][None, ..., None], (height, width)).numpy()
                 for metric in original:
                     metric.update_state(native_mask, native)
-                entry["iou_original"] = _per_image_iou(native_mask[0, ..., 0] >= 0.5, native[0, ..., 0] >= threshold)
+                native_entry = _image_entries([file_name], native_mask, native, threshold)[0]
+                entry = {**native_entry, "iou": entry["iou"], "iou_original": native_entry["iou"]}
             per_image.append(entry)
-            rank_iou = entry.get("iou_original", entry["iou"])
             if num_figure_examples:
                 item = (images[k].astype(np.uint8), masks[k, ..., 0], probabilities[k])
-                caption = f"{file_name}  IoU {rank_iou:.3f}"
+                caption = _caption(entry)
                 if len(examples) < num_figure_examples:
                     examples.append((*item, caption))
-                heapq.heappush(worst_heap, (-rank_iou, -order, *item, caption))
+                heapq.heappush(worst_heap, (_badness(entry), -order, *item, caption))
                 if len(worst_heap) > num_figure_examples:
                     heapq.heappop(worst_heap)  # drops the best of the kept
             order += 1
@@ -252,8 +323,7 @@ def _evaluate_one(name, path, predictor, make_batches, make_elements, threshold,
         predictor(first_batch)
         timed_seconds = time.perf_counter() - start
         timed_images = len(first_batch)
-    key = "iou_original" if original_resolution else "iou"
-    worst = sorted(per_image, key=lambda e: e[key])[:max(WORST_IN_TABLE, num_figure_examples)]
+    worst = sorted(per_image, key=_badness, reverse=True)[:max(WORST_IN_TABLE, num_figure_examples)]
     evaluation = ModelEvaluation(
         name=name,
         path=path,
@@ -263,6 +333,8 @@ def _evaluate_one(name, path, predictor, make_batches, make_elements, threshold,
         num_images=len(per_image),
         per_image=per_image,
         worst=worst,
+        false_sky=false_sky_summary(per_image),
+        has_sky=any(e["sky_pixels"] for e in per_image),
     )
     if out_dir is not None and num_figure_examples:
         _write_figures(evaluation, name, examples, worst_heap, out_dir, threshold)
@@ -284,23 +356,25 @@ def _evaluate_native(name, path, predictor, make_elements, threshold, num_figure
         iterator = tqdm(iterator, desc=f"evaluate {name}", unit="image")
     for order, element in enumerate(iterator):
         image = element["image"]
-        truth = (element["segmentation_mask"][..., 0] > 0)
+        truth = _standard_mask(element["segmentation_mask"][..., 0])
         start = time.perf_counter()
         probability = predict_image(predictor, image)
         if order:  # the first call compiles
             seconds += time.perf_counter() - start
         for metric in metrics:
-            metric.update_state(truth[None, ..., None].astype(np.float32), probability[None, ..., None])
+            metric.update_state(truth[None, ..., None], probability[None, ..., None])
         file_name = element["file_name"].decode("utf-8", "replace")
-        iou = _per_image_iou(truth, probability >= threshold)
-        per_image.append({"file_name": file_name, "iou": iou})
+        entry = _image_entries([file_name], truth[None], probability[None], threshold)[0]
+        per_image.append(entry)
         if num_figure_examples:
-            item = tuple(_thumbnail(a) for a in (image, truth.astype(np.float32), probability))
-            item = (item[0].astype(np.uint8), item[1], item[2])
-            caption = f"{file_name}  IoU {iou:.3f}"
+            thumbnail_truth = _thumbnail(truth)
+            item = (_thumbnail(image).astype(np.uint8),
+                    np.where(thumbnail_truth > 1.25, float(VOID_LABEL), thumbnail_truth >= 0.5).astype(np.float32),
+                    _thumbnail(probability))
+            caption = _caption(entry)
             if len(examples) < num_figure_examples:
                 examples.append((*item, caption))
-            heapq.heappush(worst_heap, (-iou, -order, *item, caption))
+            heapq.heappush(worst_heap, (_badness(entry), -order, *item, caption))
             if len(worst_heap) > num_figure_examples:
                 heapq.heappop(worst_heap)
     if not per_image:
@@ -310,7 +384,8 @@ def _evaluate_native(name, path, predictor, make_elements, threshold, num_figure
         name=name, path=path, metrics=_results(metrics), original_metrics=None,
         images_per_second=timed / seconds if seconds > 0 else float("nan"),
         num_images=len(per_image), per_image=per_image,
-        worst=sorted(per_image, key=lambda e: e["iou"])[:max(WORST_IN_TABLE, num_figure_examples)],
+        worst=sorted(per_image, key=_badness, reverse=True)[:max(WORST_IN_TABLE, num_figure_examples)],
+        false_sky=false_sky_summary(per_image), has_sky=any(e["sky_pixels"] for e in per_image),
     )
     if out_dir is not None and num_figure_examples:
         _write_figures(evaluation, name, examples, worst_heap, out_dir, threshold)
@@ -337,11 +412,12 @@ def _write_figures(evaluation, name, examples, worst_heap, out_dir, threshold):
     evaluation.figures["examples"] = str(prediction_grid(
         image, mask, probability, out_dir / f"examples_{slug}.png", captions=caption,
         threshold=threshold, title=f"{name}: test examples"))
-    ranked = sorted(worst_heap, key=lambda item: (-item[0], -item[1]))
+    ranked = sorted(worst_heap, key=lambda item: (item[0], item[1]), reverse=True)
     image, mask, probability, caption = zip(*(item[2:] for item in ranked))
+    title = f"{name}: lowest IoU" if evaluation.has_sky else f"{name}: most false sky"
     evaluation.figures["worst"] = str(prediction_grid(
         image, mask, probability, out_dir / f"worst_{slug}.png", captions=caption,
-        threshold=threshold, title=f"{name}: lowest IoU"))
+        threshold=threshold, title=title))
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,27 +449,48 @@ def format_markdown(models: Sequence[ModelEvaluation], settings: dict) -> str:
     described = ", ".join(f"{key}: {value}" for key, value in settings.items()
                           if key in ("source", "split", "num_images", "threshold"))
     lines += [described, ""]
+    with_sky = [model for model in models if model.has_sky]
     if isinstance(size, str):
         lines += ["## At each image's own resolution, each model at its own scale", "",
                   "Every image predicted as predict_image does by default (the scale the model was "
                   "trained at), probabilities resized back to the image; native masks.", ""]
     else:
         lines += [f"## At the model input size ({size[0]}x{size[1]})" if size else "## At the model input size", ""]
-    lines += _table(models, "metrics")
-    if any(model.original_metrics is not None for model in models):
+    if with_sky:
+        lines += _table(with_sky, "metrics")
+    else:
+        lines += ["The ground truth holds no sky (photos without sky, e.g. a negatives source): IoU, "
+                  "recall and ROC AUC are undefined; the false-sky figures below are what counts.", ""]
+    lines += ["", "## False sky", "",
+              "Sky predicted where the ground truth has none: the share of all labelled non-sky pixels, and the "
+              "share of photos in which more than 1% / 5% of their labelled non-sky pixels are called sky "
+              "(void pixels count nowhere).", "",
+              "| model | false-sky pixels | photos > 1% | photos > 5% | photos | of them without sky |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for model in models:
+        summary = model.false_sky
+        if summary:
+            lines.append(f"| {model.name} | {100 * summary['false_sky']:.2f}% | {100 * summary['over_1pct']:.1f}% | "
+                         f"{100 * summary['over_5pct']:.1f}% | {summary['photos']} | {summary['photos_without_sky']} |")
+    lines.append("")
+    if any(model.original_metrics is not None for model in with_sky):
         lines += ["", "## At each image's original resolution",
                   "", "Predictions resized back bilinearly, then thresholded; native masks.", ""]
-        lines += _table([m for m in models if m.original_metrics is not None], "original_metrics")
+        lines += _table([m for m in with_sky if m.original_metrics is not None], "original_metrics")
     lines += ["", "images/s: " + ("predict_image calls (resize, forward pass, resize back; decoding and "
                                   "the first, compiling call excluded)." if isinstance(size, str) else
                                   "forward passes only (data loading and compilation excluded)."), ""]
     for model in models:
-        lines += [f"## Worst images: {model.name}", "", "| file | IoU |" + (
-            " IoU (original) |" if model.original_metrics is not None else ""),
-            "|---|---:|" + ("---:|" if model.original_metrics is not None else "")]
+        original = model.original_metrics is not None
+        lines += [f"## Worst images: {model.name}", "",
+                  "Ranked by 1 - IoU for photos with sky and by false sky for photos without.", "",
+                  "| file | IoU |" + (" IoU (original) |" if original else "") + " false sky |",
+                  "|---|---:|" + ("---:|" if original else "") + "---:|"]
         for entry in model.worst[:WORST_IN_TABLE]:
-            extra = f" {entry['iou_original']:.4f} |" if "iou_original" in entry else ""
-            lines.append(f"| {entry['file_name']} | {entry['iou']:.4f} |{extra}")
+            extra = f" {entry['iou_original']:.4f} |" if "iou_original" in entry else (" - |" if original else "")
+            false_sky = "-" if entry.get("false_sky") is None else f"{100 * entry['false_sky']:.2f}%"
+            iou = f"{entry['iou']:.4f}" if entry.get("sky_pixels", 1) else "-"
+            lines.append(f"| {entry['file_name']} | {iou} |{extra} {false_sky} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -532,6 +629,8 @@ __all__ = [
     "EvaluationReport",
     "METRIC_LABELS",
     "ModelEvaluation",
+    "FALSE_SKY_LEVELS",
     "evaluate_models",
+    "false_sky_summary",
     "format_markdown",
 ]

@@ -12,7 +12,9 @@ Input convention, shared with ``skyseg_tf.metrics``:
   ``(other, sky)``. :func:`skyseg_tf.outputs.sky_probability` reduces both to the sky
   channel; :mod:`skyseg_tf.outputs` is the only place that knows this convention.
 * ``y_true`` is ``(B, H, W, 1)`` or ``(B, H, W)``, 1 for sky and 0 elsewhere (any
-  integer or float dtype). Soft labels in ``[0, 1]`` are accepted by the losses.
+  integer or float dtype). Soft labels in ``[0, 1]`` are accepted by the losses. Pixels
+  holding :data:`~skyseg_tf.outputs.VOID_LABEL` (``2``, unlabelled) count in no loss: the
+  Dice sums skip them and the per-pixel losses average over the labelled pixels only.
 
 All computation happens in float32, whatever the dtype of ``y_pred`` (e.g. float16
 under a ``mixed_float16`` policy).
@@ -44,7 +46,7 @@ import keras
 from keras import ops
 
 from skyseg_tf import checks
-from skyseg_tf.outputs import sky_channel, sky_probability, sky_target  # noqa: F401  (public here too)
+from skyseg_tf.outputs import sky_channel, sky_probability, sky_target, sky_target_and_valid  # noqa: F401  (public here too)
 
 #: Default smoothing term of the Dice loss (added to numerator and denominator).
 DEFAULT_SMOOTH = 1.0
@@ -68,6 +70,12 @@ def _check_non_negative_number(name, value):
 
 def _image_axes(x):
     return tuple(range(1, len(x.shape)))
+
+
+def _mean_over_valid(values, valid):
+    """Per-image mean of ``values`` over the labelled pixels (0 for an image without any)."""
+    axes = _image_axes(values)
+    return ops.sum(values * valid, axis=axes) / ops.maximum(ops.sum(valid, axis=axes), 1.0)
 
 
 # ----------------------------------------------------------------- functional cores
@@ -98,10 +106,11 @@ def dice_loss(y_true, y_pred, smooth=DEFAULT_SMOOTH, from_logits=False, per_imag
         0.3333
     """
     p = sky_probability(y_pred, from_logits)
-    t = sky_target(y_true, p)
+    t, valid = sky_target_and_valid(y_true, p)
+    p_valid = p * valid
     axes = _image_axes(p) if per_image else None
-    intersection = ops.sum(p * t, axis=axes)
-    total = ops.sum(p, axis=axes) + ops.sum(t, axis=axes)
+    intersection = ops.sum(p_valid * t, axis=axes)
+    total = ops.sum(p_valid, axis=axes) + ops.sum(t, axis=axes)
     loss = 1.0 - (2.0 * intersection + smooth) / (total + smooth)
     if not per_image:
         loss = loss * ops.ones((ops.shape(p)[0],), dtype="float32")
@@ -130,9 +139,9 @@ def bce_loss(y_true, y_pred, from_logits=False):
         0.6931
     """
     sky = sky_channel(y_pred, from_logits)
-    t = sky_target(y_true, sky)
+    t, valid = sky_target_and_valid(y_true, sky)
     ce = ops.binary_crossentropy(t, sky, from_logits=from_logits)
-    return ops.mean(ce, axis=_image_axes(ce))
+    return _mean_over_valid(ce, valid)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -204,13 +213,13 @@ def focal_loss(
         0.3466
     """
     sky = sky_channel(y_pred, from_logits)
-    t = sky_target(y_true, sky)
+    t, valid = sky_target_and_valid(y_true, sky)
     ce = ops.binary_crossentropy(t, sky, from_logits=from_logits)
     p = ops.sigmoid(sky) if from_logits else sky
     p_t = t * p + (1.0 - t) * (1.0 - p)
     alpha_t = t * alpha + (1.0 - t) * (1.0 - alpha)
     loss = alpha_t * ops.power(ops.maximum(1.0 - p_t, 0.0), gamma) * ce
-    return ops.mean(loss, axis=_image_axes(loss))
+    return _mean_over_valid(loss, valid)
 
 
 # -------------------------------------------------------------------------- classes
@@ -474,4 +483,5 @@ __all__ = [
     "get_loss",
     "sky_probability",
     "sky_target",
+    "sky_target_and_valid",
 ]

@@ -15,7 +15,8 @@ across replicas under ``tf.distribute`` (the sums are added, never averaged).
 Inputs follow the convention of ``skyseg_tf.losses.sky_probability``: ``y_pred`` is
 ``(B, H, W, 1)`` (sky probability, or logit with ``from_logits=True``) or ``(B, H, W, 2)``
 over ``(other, sky)``; ``y_true`` is ``(B, H, W, 1)`` or ``(B, H, W)``, sky where
-``y_true >= 0.5``. A pixel is predicted sky when its sky probability is
+``y_true >= 0.5``; void pixels (``y_true ==`` :data:`~skyseg_tf.outputs.VOID_LABEL`, ``2``)
+are left out of every count. A pixel is predicted sky when its sky probability is
 ``>= threshold``. ``sample_weight`` may be per image ``(B,)`` or per pixel
 ``(B, H, W)`` / ``(B, H, W, 1)``; a weight of 0 ignores a pixel. Counts are float32
 (exact up to 2**24 pixels, then relative rounding of about 1e-7).
@@ -36,10 +37,11 @@ from __future__ import annotations
 import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
 from skyseg_tf import checks
-from skyseg_tf.outputs import sky_probability, sky_target
+from skyseg_tf.outputs import VOID_LABEL, sky_probability, sky_target_and_valid
 
 #: Default probability at or above which a pixel counts as predicted sky.
 DEFAULT_THRESHOLD = 0.5
@@ -66,21 +68,25 @@ def _check_threshold(threshold):
 
 
 def _binary_inputs(y_true, y_pred, from_logits, threshold):
-    """Returns ``(truth, prediction)`` as float32 {0, 1} tensors of shape (B, H, W, 1)."""
+    """Returns ``(truth, prediction, valid)`` as float32 {0, 1} tensors of shape (B, H, W, 1);
+    ``valid`` is 0 on void pixels."""
     p = sky_probability(y_pred, from_logits)
-    truth = ops.cast(sky_target(y_true, p) >= 0.5, "float32")
+    target, valid = sky_target_and_valid(y_true, p)
+    truth = ops.cast(target >= 0.5, "float32")
     prediction = ops.cast(p >= threshold, "float32")
-    return truth, prediction
+    return truth, prediction, valid
 
 
-def _pixel_weights(sample_weight, like):
-    """Broadcasts a per-image or per-pixel ``sample_weight`` to ``like``'s shape."""
+def _pixel_weights(sample_weight, like, valid=None):
+    """Broadcasts a per-image or per-pixel ``sample_weight`` to ``like``'s shape, times ``valid``."""
     if sample_weight is None:
-        return ops.ones_like(like)
-    weight = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
-    while len(weight.shape) < len(like.shape):
-        weight = ops.expand_dims(weight, -1)
-    return ops.broadcast_to(weight, ops.shape(like))
+        weight = ops.ones_like(like)
+    else:
+        weight = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
+        while len(weight.shape) < len(like.shape):
+            weight = ops.expand_dims(weight, -1)
+        weight = ops.broadcast_to(weight, ops.shape(like))
+    return weight if valid is None else weight * valid
 
 
 # ------------------------------------------------------------- confusion-count metrics
@@ -113,8 +119,8 @@ class _SkyConfusionMetric(keras.metrics.Metric):
             y_pred: Model output, see ``skyseg_tf.losses.sky_probability``.
             sample_weight: Optional per-image ``(B,)`` or per-pixel weights.
         """
-        truth, prediction = _binary_inputs(y_true, y_pred, self.from_logits, self.threshold)
-        weight = _pixel_weights(sample_weight, truth)
+        truth, prediction, valid = _binary_inputs(y_true, y_pred, self.from_logits, self.threshold)
+        weight = _pixel_weights(sample_weight, truth, valid)
         positive = weight * prediction
         negative = weight - positive
         self.true_positives.assign_add(ops.cast(ops.sum(positive * truth), self.dtype))
@@ -310,9 +316,9 @@ class SkyAUC(keras.metrics.AUC):
             sample_weight: Optional per-image ``(B,)`` or per-pixel weights.
         """
         p = sky_probability(y_pred, self.from_logits)
-        truth = ops.cast(sky_target(y_true, p) >= 0.5, "float32")
-        weight = None if sample_weight is None else _pixel_weights(sample_weight, p)
-        super().update_state(truth, p, sample_weight=weight)
+        target, valid = sky_target_and_valid(y_true, p)
+        truth = ops.cast(target >= 0.5, "float32")
+        super().update_state(truth, p, sample_weight=_pixel_weights(sample_weight, p, valid))
 
     def get_config(self):
         return {
@@ -433,10 +439,10 @@ class BoundaryFScore(keras.metrics.Metric):
             sample_weight: Optional per-image ``(B,)`` or per-pixel weights, applied to
                 the boundary pixels.
         """
-        truth, prediction = _binary_inputs(y_true, y_pred, self.from_logits, self.threshold)
+        truth, prediction, valid = _binary_inputs(y_true, y_pred, self.from_logits, self.threshold)
         true_edge = sky_boundary(truth)
         predicted_edge = sky_boundary(prediction)
-        weight = _pixel_weights(sample_weight, truth)
+        weight = _pixel_weights(sample_weight, truth, valid)
         true_edge_w = weight * true_edge
         predicted_edge_w = weight * predicted_edge
         near_true = _dilate(true_edge, self.tolerance)
@@ -472,6 +478,46 @@ class BoundaryFScore(keras.metrics.Metric):
             "from_logits": self.from_logits,
             **super().get_config(),
         }
+
+
+def confusion_counts(masks, probabilities, threshold=DEFAULT_THRESHOLD):
+    """Per-image pixel counts ``{"tp", "fp", "fn", "tn"}`` (NumPy, shape ``(B,)`` each).
+
+    The one place that turns a batch of ground-truth masks and sky probabilities into counts for
+    per-image figures (evaluation reports, per-source validation): sky where the mask is
+    ``>= 0.5``, predicted sky where the probability is ``>= threshold``, and void pixels
+    (:data:`~skyseg_tf.outputs.VOID_LABEL`) in no count.
+
+    Args:
+        masks: ``(B, H, W)`` or ``(B, H, W, 1)``: 1 sky, 0 other, 2 void.
+        probabilities: sky probabilities of the same shape (or without the channel axis).
+        threshold: the sky probability at or above which a pixel is predicted sky.
+
+    Example:
+        >>> import numpy as np
+        >>> counts = confusion_counts(np.array([[[1, 0, 2, 0]]]), np.array([[[0.9, 0.8, 0.9, 0.1]]]))
+        >>> {k: int(v[0]) for k, v in counts.items()}
+        {'tp': 1, 'fp': 1, 'fn': 0, 'tn': 1}
+    """
+    masks = np.asarray(masks, np.float32)
+    probabilities = np.asarray(probabilities, np.float32)
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    if probabilities.ndim == 4 and probabilities.shape[-1] == 1:
+        probabilities = probabilities[..., 0]
+    if masks.shape != probabilities.shape:
+        raise ValueError(f"confusion_counts: masks {masks.shape} and probabilities "
+                         f"{probabilities.shape} must have the same shape.")
+    valid = masks < 0.5 * (1 + VOID_LABEL)
+    truth = (masks >= 0.5) & valid
+    predicted = (probabilities >= threshold) & valid
+    axes = tuple(range(1, masks.ndim))
+    return {
+        "tp": np.sum(predicted & truth, axis=axes),
+        "fp": np.sum(predicted & ~truth & valid, axis=axes),
+        "fn": np.sum(~predicted & truth, axis=axes),
+        "tn": np.sum(~predicted & ~truth & valid, axis=axes),
+    }
 
 
 def default_metrics(threshold=DEFAULT_THRESHOLD, from_logits=False):
@@ -515,6 +561,7 @@ __all__ = [
     "SkyIoU",
     "SkyPrecision",
     "SkyRecall",
+    "confusion_counts",
     "default_metrics",
     "sky_boundary",
 ]

@@ -1,5 +1,9 @@
 """The output convention of skyseg_tf models, in one place: :func:`sky_probability` and :func:`sky_target`.
 
+Ground truth: ``1`` = sky, ``0`` = not sky, :data:`VOID_LABEL` (``2``) = unlabelled; a void
+pixel counts in no loss and no metric. :func:`sky_target_and_valid` is the one place that splits
+a mask into its target and its valid pixels.
+
 A model's output is ``(B, H, W, 1)``, the sky probability (or the sky logit when the model ends
 without an activation), or ``(B, H, W, 2)``, probabilities (or logits) over ``(other, sky)``.
 Losses, metrics, prediction and export all reduce outputs and masks through these two functions;
@@ -15,6 +19,12 @@ Example:
 from __future__ import annotations
 
 from keras import ops
+
+VOID_LABEL = 2
+"""Value of unlabelled ("void") pixels in ground-truth masks (``uint8`` element masks and the
+float masks of batches): like ``ignore_index`` in other segmentation libraries, such a pixel
+counts in no loss and no metric. ``2`` rather than ``255``, because ``0``/``255`` binary masks
+are read as other/sky throughout the library. Any value above ``1.5`` is void."""
 
 
 def sky_channel(y_pred, from_logits=False):
@@ -109,4 +119,27 @@ def sky_target(y_true, like):
     return y_true
 
 
-__all__ = ["sky_channel", "sky_probability", "sky_target"]
+def sky_target_and_valid(y_true, like):
+    """Splits a ground-truth mask into its target and its labelled pixels.
+
+    Args:
+        y_true: ``(B, H, W, 1)`` or ``(B, H, W)`` mask: ``1`` sky, ``0`` other (soft labels in
+            ``[0, 1]`` allowed), :data:`VOID_LABEL` unlabelled.
+        like: The sky-channel tensor ``y_true`` is compared with, as in :func:`sky_target`.
+
+    Returns:
+        ``(target, valid)``, float32 with the shape of ``like``: the target in ``[0, 1]`` (``0``
+        on void pixels) and ``1`` where a pixel is labelled, ``0`` where it is void.
+
+    Example:
+        >>> import numpy as np
+        >>> target, valid = sky_target_and_valid(np.array([[[1, 0, 2]]]), np.zeros((1, 1, 3, 1)))
+        >>> target[..., 0].tolist(), valid[..., 0].tolist()
+        ([[[1.0, 0.0, 0.0]]], [[[1.0, 1.0, 0.0]]])
+    """
+    y_true = sky_target(y_true, like)
+    valid = ops.cast(y_true < 0.5 * (1.0 + VOID_LABEL), "float32")
+    return y_true * valid, valid
+
+
+__all__ = ["VOID_LABEL", "sky_channel", "sky_probability", "sky_target", "sky_target_and_valid"]

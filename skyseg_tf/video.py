@@ -946,7 +946,7 @@ def synthetic_clip(num_frames: int = 48, frame_size: Sequence[int] = (360, 640),
         >>> [frame.image.shape for frame in clip], [frame.offset[1] for frame in clip]
         ([(32, 48, 3), (32, 48, 3), (32, 48, 3)], [0, 2, 4])
     """
-    from skyseg_tf.data.synthetic import render_scene, sample_scene_features
+    from skyseg_tf.data.synthetic import FRAME_KINDS, render_scene, sample_scene_features
 
     if camera not in CAMERAS:
         raise ValueError(f"camera: received {camera!r}; valid values are {CAMERAS}.")
@@ -956,7 +956,7 @@ def synthetic_clip(num_frames: int = 48, frame_size: Sequence[int] = (360, 640),
     rng = np.random.default_rng([seed, 7919])
     if features is None:
         features = sample_scene_features(rng)
-        features["closeup"] = False
+        features.update(dict.fromkeys(FRAME_KINDS, False))  # clips are outdoor scenes
         if not any(features[name] for name in ("mountains", "hills", "buildings", "trees", "water")):
             features["hills"] = True
     moving = camera == "pan"

@@ -26,6 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from skyseg_tf.metrics import DEFAULT_THRESHOLD
+from skyseg_tf.outputs import VOID_LABEL
 
 OVERLAY_COLOR = (255, 0, 200)
 """RGB of the sky tint of overlays (magenta: no sky or landscape has it)."""
@@ -80,7 +81,8 @@ def prediction_grid(
 
     Args:
         images: RGB images, ``uint8`` ``[H, W, 3]`` (floats are read as ``[0, 255]``).
-        masks: Ground-truth sky masks ``[H, W]`` or ``[H, W, 1]`` (sky where ``> 0.5``), or
+        masks: Ground-truth sky masks ``[H, W]`` or ``[H, W, 1]`` (sky where ``> 0.5``, void
+            pixels, ``VOID_LABEL``, shown grey), or
             ``None`` to leave the column out.
         probabilities: Sky probabilities ``[H, W]`` or ``[H, W, 1]`` in ``[0, 1]``.
         out_path: File to write; the suffix picks the format (``.png``, ``.jpg``, ``.pdf``,
@@ -149,7 +151,10 @@ def prediction_grid(
             "sky probability": (probability, {"cmap": cmap, "vmin": 0.0, "vmax": 1.0}),
         }
         if masks is not None:
-            panels["ground truth"] = (_as_map(masks[row], "masks", row) > 0.5, {"cmap": "gray", "vmin": 0, "vmax": 1})
+            truth = _as_map(masks[row], "masks", row)
+            # Sky white, other black, void (unlabelled, VOID_LABEL) mid-grey.
+            truth = np.where(truth > 0.5 * (1 + VOID_LABEL), 0.5, (truth > 0.5).astype(np.float32))
+            panels["ground truth"] = (truth, {"cmap": "gray", "vmin": 0, "vmax": 1})
         for col, name in enumerate(columns):
             ax = figure.add_subplot(grid[row, col])
             data, style = panels[name]

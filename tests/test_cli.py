@@ -59,7 +59,7 @@ def test_data_preview_reads_colour_coded_label_maps(tmp_path):
         (["train", "--model", "unet_vgg16"], "Invalid config value model='unet_vgg16'"),
         (["train", "--image-size", "12xab"], "expected HEIGHTxWIDTH"),
         (["train", "--data", "folder"], "data='folder' needs data_kwargs with 'images' and 'masks'"),
-        (["data", "preview", "folder"], "The folder source needs --images DIR and --masks DIR"),
+        (["data", "preview", "folder"], "The folder source needs --images DIR (and --masks DIR, or none for photos without sky)"),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(args, message, tmp_path):

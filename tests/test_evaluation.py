@@ -142,7 +142,9 @@ def test_models_side_by_side_with_distinct_names(tmp_path):
     assert report.models[1].metrics["iou"] == 0.0
     table_rows = [line for line in report.markdown.splitlines() if line.startswith("| all_sky")
                   or line.startswith("| no_sky")]
-    assert len(table_rows) == 3
+    assert len(table_rows) == 6  # the metric table and the false-sky table
+    assert report.models[0].false_sky["false_sky"] == 1.0
+    assert report.models[1].false_sky["false_sky"] == 0.0
     assert (tmp_path / "worst_all_sky_2.png").exists()
 
 

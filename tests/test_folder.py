@@ -241,5 +241,5 @@ def test_folder_splits_follow_the_stable_file_name_hash(tmp_path):
         assert names[split] and all(split_for_file_name(n) == split for n in names[split])
     assert sum(len(v) for v in names.values()) == 30
     assert not (names["train"] & names["validation"]) and not (names["train"] & names["test"])
-    with pytest.raises(ValueError, match="split must be None or one of train, validation, test"):
+    with pytest.raises(ValueError, match="split must be None, .all. or one of train, validation, test"):
         folder_dataset(root / "images", root / "masks", split="val")

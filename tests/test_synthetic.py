@@ -7,6 +7,7 @@ from PIL import Image
 
 from skyseg_tf.data import spec
 from skyseg_tf.data.synthetic import (
+    FRAME_KINDS,
     SCENE_FEATURES,
     TIMES_OF_DAY,
     render_element,
@@ -127,6 +128,120 @@ def test_hard_cases_close_up_water_and_overhang():
     assert min(tops) < 0.5  # the overhang hides the sky along the top edge
 
 
+def _row_transitions(mask, rows):
+    """Mean number of sky/non-sky changes along a row, over the first ``rows`` rows."""
+    top = mask[:rows, :, 0].astype(np.int8)
+    return float(np.abs(np.diff(top, axis=1)).sum(axis=1).mean())
+
+
+def _first_indices(seed, count, **wanted):
+    """The first ``count`` element indices of ``seed`` whose features match ``wanted``."""
+    found, index = [], 0
+    while len(found) < count:
+        features = scene_features(seed, index)
+        if all(features[name] == value for name, value in wanted.items()):
+            found.append(index)
+        index += 1
+    return found
+
+
+def test_new_scene_kinds_are_drawn_at_their_rates_and_exclusive():
+    drawn = [scene_features(0, index) for index in range(1000)]
+    share = {name: sum(f[name] for f in drawn) / len(drawn) for name in SCENE_FEATURES}
+    assert 0.16 < share["interior"] < 0.24
+    assert 0.03 < share["studio"] < 0.09
+    assert 0.03 < share["person"] < 0.08 and 0.03 < share["bare_canopy"] < 0.09
+    interiors = [f for f in drawn if f["interior"]]
+    no_sky = [f for f in interiors if not f["window_sky"]]
+    assert 0.55 < len(no_sky) / len(interiors) < 0.75  # most rooms show no sky at all
+    for features in drawn:
+        assert sum(features[name] for name in FRAME_KINDS) <= 1
+        if features["studio"] or features["closeup"]:
+            assert sum(features[name] for name in SCENE_FEATURES) == 1
+        if features["window_sky"]:
+            assert features["interior"]
+    # Without sky in view, the only outdoor elements left are what the windows face.
+    assert all({n for n in SCENE_FEATURES if f[n]} <= {"interior", "trees", "buildings"} for f in no_sky)
+
+
+def test_interiors_without_window_sky_have_an_all_zero_mask():
+    for index in _first_indices(0, 6, interior=True, window_sky=False):
+        image, mask = render_scene(np.random.default_rng([0, index]), 48, 64)
+        assert mask.max() == 0, index
+        assert image.std() > 10  # a room was drawn, not a blank frame
+    for view in ({}, {"trees": True}, {"buildings": True}):  # no window, foliage, a facade
+        _, mask = render_scene(np.random.default_rng(3), 48, 64, {"interior": True, **view})
+        assert mask.max() == 0, view
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_window_sky_is_only_inside_the_windows(seed):
+    room = {"interior": True, "trees": True, "hills": True, "time_of_day": "overcast"}
+    with_sky, sky = render_scene(np.random.default_rng(seed), 72, 96, {**room, "window_sky": True})
+    foliage, none = render_scene(np.random.default_rng(seed), 72, 96, room)
+    sky = sky[..., 0].astype(bool)
+    assert none.max() == 0 and sky.any()
+    # The room is drawn the same whatever the windows show, so the pixels that change between
+    # the two renders are the windows (and a blur's width around them): every sky pixel is one.
+    changed = np.any(with_sky != foliage, axis=-1)
+    assert not (sky & ~changed).any()
+    assert changed.mean() < 0.5 and sky.mean() < 0.3
+    assert not sky[: int(0.05 * 72)].any()  # the ceiling keeps the top rows
+
+
+def test_ceilings_are_often_bright_and_window_skies_as_bright():
+    tops, window_skies = [], []
+    for index in _first_indices(0, 24, interior=True):
+        image, mask = render_scene(np.random.default_rng([0, index]), 48, 64)
+        tops.append(image[:4].mean())
+        if mask.any():
+            window_skies.append(image[mask[..., 0] == 1].mean())
+    assert np.mean(np.array(tops) > 170) >= 0.35  # a bright top that is not sky is common
+    assert max(tops) > 200 and max(window_skies) > 200  # as bright as a white sky: context decides
+
+
+def test_studio_backdrops_are_bright_and_never_sky():
+    medians = []
+    for seed in range(12):
+        image, mask = render_scene(np.random.default_rng(seed), 48, 64, {"studio": True})
+        assert mask.max() == 0
+        medians.append(np.median(image[:4]))
+    assert np.mean(np.array(medians) > 150) >= 0.7
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_an_outdoor_portrait_hides_only_the_sky_behind_the_person(seed):
+    _, open_view = render_scene(np.random.default_rng(seed), 64, 64, {"hills": True})
+    _, portrait = render_scene(np.random.default_rng(seed), 64, 64, {"hills": True, "person": True})
+    # The person is drawn last: the same scene, with some of its sky hidden and the rest kept.
+    assert (portrait <= open_view).all()
+    assert 0 < portrait.sum() < open_view.sum()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sky_shows_between_the_twigs_of_a_bare_canopy(seed):
+    _, canopy = render_scene(np.random.default_rng(seed), 96, 128, {"bare_canopy": True, "hills": True})
+    _, plain = render_scene(np.random.default_rng(seed), 96, 128, {"hills": True})
+    rows = int(0.4 * 96)
+    assert _row_transitions(canopy, rows) >= 5  # sky and branches alternate along the rows
+    assert _row_transitions(plain, rows) < 1
+    assert 0.1 < canopy[:rows].mean() < 0.95
+
+
+def test_new_scene_kinds_are_deterministic():
+    for features in ({"interior": True, "window_sky": True, "trees": True}, {"studio": True},
+                     {"person": True, "hills": True}, {"bare_canopy": True, "hills": True}):
+        first = render_scene(np.random.default_rng([5, 1]), 40, 48, features)
+        again = render_scene(np.random.default_rng([5, 1]), 40, 48, features)
+        other = render_scene(np.random.default_rng([5, 2]), 40, 48, features)
+        np.testing.assert_array_equal(first[0], again[0])
+        np.testing.assert_array_equal(first[1], again[1])
+        assert not np.array_equal(first[0], other[0]), features
+    index = _first_indices(2, 1, interior=True)[0]
+    np.testing.assert_array_equal(render_element(2, index, SIZE)["image"],
+                                  render_element(2, index, SIZE)["image"])
+
+
 def test_splits_are_a_disjoint_covering_60_20_20_partition():
     parts = {name: split_indices(50, name) for name in ("train", "validation", "test")}
     assert {name: len(p) for name, p in parts.items()} == {"train": 30, "validation": 10, "test": 10}
@@ -157,6 +272,8 @@ def test_unknown_features_are_rejected():
         render_scene(np.random.default_rng(0), 32, 32, {"wire": True})
     with pytest.raises(ValueError, match="time_of_day.*'noon'"):
         render_scene(np.random.default_rng(0), 32, 32, {"time_of_day": "noon"})
+    with pytest.raises(ValueError, match="\\['interior', 'studio'\\] are all True.*only one"):
+        render_scene(np.random.default_rng(0), 32, 32, {"interior": True, "studio": True})
 
 
 def test_write_synthetic_folder_holds_the_dataset_pixels(tmp_path):

@@ -12,6 +12,10 @@ Example:
 From the shell::
 
     tfds build --imports tfds_ade20k_outdoors ade20k_outdoors_sky
+
+:data:`VOID_LABEL` (2, the mask value of unlabelled pixels in the ``*_void`` configs) is
+defined in this package, not imported from ``skyseg_tf``, so that this package imports on
+its own; it equals ``skyseg_tf.data.spec.VOID_LABEL``.
 """
 
 from tfds_ade20k_outdoors.ade20k_outdoors_sky.ade20k_outdoors_sky_dataset_builder import (
@@ -23,6 +27,9 @@ from tfds_ade20k_outdoors.ade20k_outdoors_sky.ade20k_outdoors_sky_dataset_builde
     SKY_CLASS_INDEX,
     SKY_LABEL,
     SPLIT_PERCENTAGES,
+    UNLABELLED_CHOICES,
+    UNLABELLED_CLASS_INDEX,
+    VOID_LABEL,
     Ade20kOutdoorsSkyConfig,
     Builder,
     split_for_file_name,
@@ -45,5 +52,8 @@ __all__ = [
     "SKY_CLASS_INDEX",
     "SKY_LABEL",
     "SPLIT_PERCENTAGES",
+    "UNLABELLED_CHOICES",
+    "UNLABELLED_CLASS_INDEX",
+    "VOID_LABEL",
     "split_for_file_name",
 ]

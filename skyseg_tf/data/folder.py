@@ -230,8 +230,12 @@ def read_mask(
     sky_value: int | Iterable[int] | None = None,
     exif_transpose: bool = True,
     sky_color: Sequence[int] | Iterable[Sequence[int]] | None = None,
+    void_value: int | Iterable[int] | None = None,
 ) -> np.ndarray:
     """Reads a sky mask as a ``uint8`` array ``[H, W, 1]`` of ``1`` (sky) and ``0`` (other).
+
+    With ``void_value``, pixels holding that value (or values) are unlabelled and come back as
+    :data:`~skyseg_tf.data.spec.VOID_LABEL` (``2``); the other values are read as usual.
 
     Args:
         path: the mask file: a single-channel image (``1``, ``L``, ``P``, 16-bit), or an RGB(A)
@@ -267,6 +271,10 @@ def read_mask(
     """
     sky_values = _check_sky_value(sky_value)
     sky_colors = check_sky_color(sky_color)
+    void_values = _check_sky_value(void_value, "void_value")
+    if void_values is not None and sky_colors is not None:
+        raise ValueError("read_mask: void_value works with masks of values (binary or label "
+                         "maps), not with sky_color; pass void masks as their own folder instead.")
     if sky_values is not None and sky_colors is not None:
         raise ValueError(
             f"read_mask: received sky_value={sky_value!r} and sky_color={sky_color!r}; pass "
@@ -300,6 +308,16 @@ def read_mask(
                 "grayscale PNG where sky is 255 (e.g. with numpy: (rgb == sky_rgb).all(-1) * 255)."
             )
         values = colour[..., 0]
+    if void_values is not None:
+        void = np.isin(values, void_values)
+        values = np.where(void, 0, values)
+        mask = _values_to_mask(path, values, sky_values, lossy)
+        return np.where(void[..., None], np.uint8(spec.VOID_LABEL), mask)
+    return _values_to_mask(path, values, sky_values, lossy)
+
+
+def _values_to_mask(path, values, sky_values, lossy):
+    """``uint8 [H, W, 1]`` 0/1 from the single-channel values of a mask file."""
     if sky_values is not None:
         return np.isin(values, sky_values).astype(np.uint8)[..., None]
     if lossy:
@@ -330,6 +348,9 @@ def folder_dataset(
     split: str | None = None,
     sky_color: Sequence[int] | Iterable[Sequence[int]] | None = None,
     file_list: str | os.PathLike | Sequence[str] | None = None,
+    void_masks: str | os.PathLike | None = None,
+    void_value: int | Iterable[int] | None = None,
+    split_group: str | None = None,
 ) -> tf.data.Dataset:
     """A ``tf.data`` source over a folder of photos and a folder of masks.
 
@@ -352,16 +373,27 @@ def folder_dataset(
         validate: read every file's header now and raise one ``ValueError`` listing unreadable
             files and images whose mask has another size (well under a millisecond per pair).
         exif_transpose: apply EXIF orientation to images and masks (photo viewers do).
-        split: ``None`` for every pair, or ``"train"``, ``"validation"`` or ``"test"`` for the
-            60/20/20 part chosen by a stable hash of each image's file stem, the same rule as
-            the ``ade20k_outdoors_sky`` TFDS builder (adding files never moves the others).
-            Ignored when ``file_list`` is given (the list is the split).
+        split: ``None`` or ``"all"`` for every pair, or ``"train"``, ``"validation"`` or
+            ``"test"`` for the 60/20/20 part chosen by a stable hash of each image's file stem,
+            the same rule as the ``ade20k_outdoors_sky`` TFDS builder (adding files never moves
+            the others). Ignored when ``file_list`` is given (the list is the split).
         sky_color: the colour (or colours) of sky in colour-coded label maps, e.g.
             ``(0, 128, 128)``; see :func:`read_mask`. Checked up front: if no label map of the
             (first 50 of the) pairs holds it, a ``ValueError`` lists the colours found.
         file_list: only the images named in a text file (one name per line, with or without
             extension, e.g. a dataset's ``train.txt``; ``#`` comments and blank lines ignored),
             or in a list of names: a pre-made split. Names that match no image are an error.
+        void_masks: a directory of void masks, one per photo with the same file stem (any
+            extension in ``mask_extensions``): non-zero pixels are unlabelled and become
+            :data:`~skyseg_tf.data.spec.VOID_LABEL`, which counts in no loss and no metric.
+            Every photo needs one and every file needs a photo; sizes must match the photos'.
+        void_value: the value (or values) of unlabelled pixels in the masks themselves, like
+            ``ignore_index`` elsewhere: e.g. ``void_value=0`` with ``sky_value=3`` for ADE20K
+            label maps, or ``void_value=128`` in 0/128/255 masks.
+        split_group: a regular expression whose first group names the group a photo belongs
+            to; photos of one group fall in one split (the hash is of the group, not the stem).
+            E.g. ``"^([^_]+)_"`` keeps the rooms of one house (``101_kitchen.jpg``) together.
+            Photos it does not match are hashed by their stem.
 
     Returns:
         A finite ``tf.data.Dataset`` of dicts with known cardinality.
@@ -387,25 +419,23 @@ def folder_dataset(
             f"folder_dataset: received sky_value={sky_value!r} and sky_color={sky_color!r}; pass "
             "sky_value for label maps of class numbers or sky_color for colour-coded ones, not both."
         )
+    void_values = _check_sky_value(void_value, "void_value")
+    if void_values is not None and sky_values is not None and set(void_values) & set(sky_values):
+        raise ValueError(f"void_value={void_value!r} and sky_value={sky_value!r} share values; a "
+                         "label is either sky or void.")
     pairs = find_image_mask_pairs(
         images_dir, masks_dir, image_extensions=image_extensions,
         mask_extensions=mask_extensions, mask_suffix=mask_suffix,
     )
+    # Void masks are matched (and, with validate, checked) against the whole folder.
+    void_of = None if void_masks is None else dict(zip(
+        [image for image, _ in pairs],
+        find_void_masks([image for image, _ in pairs], void_masks, mask_extensions)))
     if file_list is not None:
         pairs = _select_listed(pairs, file_list, images_dir)
-    elif split is not None:
-        from tfds_ade20k_outdoors import split_for_file_name
-
-        if split not in SPLITS:
-            raise ValueError(f"split must be None or one of {', '.join(SPLITS)}; received {split!r}.")
-        chosen = [(image, mask) for image, mask in pairs if split_for_file_name(image.name) == split]
-        if not chosen:
-            raise ValueError(
-                f"No image of {images_dir} falls in the {split!r} split ({len(pairs)} image(s) in all; "
-                "the split is 60/20/20 by a hash of the file name). Add images, or pass the "
-                "folders of each split separately."
-            )
-        pairs = chosen
+    else:
+        pairs = select_split(pairs, split, images_dir, split_group)
+    voids = None if void_of is None else [void_of[image] for image, _ in pairs]
     if sky_values is not None or sky_colors is not None:
         lossy = [m.name for _, m in pairs if m.suffix.lower() in LOSSY_EXTENSIONS]
         if lossy:
@@ -414,28 +444,141 @@ def folder_dataset(
             raise ValueError(_lossy_label_message(lossy, sky_value))
     if validate:
         _validate_headers(pairs, exif_transpose)
+        if void_of is not None:  # every void mask of the folder: a wrong one fails any split
+            _validate_headers(list(void_of.items()), exif_transpose, what="void masks")
     if sky_colors is not None:
         _check_colour_present(pairs, sky_colors, sky_color, masks_dir)
 
-    def load(image_path, mask_path):
+    def load(image_path, mask_path, void_path):
         image_path, mask_path = image_path.decode("utf-8"), mask_path.decode("utf-8")
+        void_path = void_path.decode("utf-8")
         image = read_image(image_path, exif_transpose=exif_transpose)
         mask = read_mask(mask_path, sky_value=sky_values, sky_color=sky_colors,
-                         exif_transpose=exif_transpose)
+                         exif_transpose=exif_transpose, void_value=void_values)
         if image.shape[:2] != mask.shape[:2]:
             raise ValueError(_size_message([(image_path, image.shape[1::-1], mask_path,
                                               mask.shape[1::-1])]))
-        return spec.make_element(image, mask, image_path)
+        void = None
+        if void_path:
+            void = read_void_mask(void_path, exif_transpose=exif_transpose)
+            if void.shape[:2] != image.shape[:2]:
+                raise ValueError(_size_message([(image_path, image.shape[1::-1], void_path,
+                                                  void.shape[1::-1])], "void masks"))
+        return spec.make_element(image, mask, image_path, void=void)
 
     @tf.autograph.experimental.do_not_convert
-    def to_element(image_path, mask_path):
-        return spec.numpy_element(load, [image_path, mask_path])
+    def to_element(image_path, mask_path, void_path):
+        return spec.numpy_element(load, [image_path, mask_path, void_path])
 
     image_paths = [str(image) for image, _ in pairs]
     mask_paths = [str(mask) for _, mask in pairs]
-    return tf.data.Dataset.from_tensor_slices((image_paths, mask_paths)).map(
+    void_paths = [""] * len(pairs) if voids is None else [str(v) for v in voids]
+    return tf.data.Dataset.from_tensor_slices((image_paths, mask_paths, void_paths)).map(
         to_element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
+
+
+def select_split(items, split, images_dir, split_group=None):
+    """The items (paths, or tuples whose first entry is the image path) of one split.
+
+    ``split`` is ``None`` or ``"all"`` (every item), or one of :data:`SPLITS`: the 60/20/20 part
+    chosen by :func:`tfds_ade20k_outdoors.split_for_file_name` of each image's stem, or of its
+    group when ``split_group`` (a regular expression whose first group names the group) matches.
+
+    Example:
+        >>> import pathlib
+        >>> rooms = [pathlib.Path(f"7_{room}.jpg") for room in ("bath", "bed", "kitchen")]
+        >>> len({split for split in SPLITS
+        ...      if select_split(rooms, split, ".", split_group=r"^([^_]+)_")})
+        1
+    """
+    from tfds_ade20k_outdoors import split_for_file_name
+
+    if split is None or split == "all":
+        return list(items)
+    if split not in SPLITS:
+        raise ValueError(f"split must be None, 'all' or one of {', '.join(SPLITS)}; received "
+                         f"{split!r}.")
+    pattern = None
+    if split_group is not None:
+        try:
+            pattern = re.compile(split_group)
+        except (re.error, TypeError) as error:
+            raise ValueError(f"split_group: {split_group!r} is not a regular expression ({error}); "
+                             r"pass one whose first group names the group, e.g. '^([^_]+)_'.") from None
+        if pattern.groups < 1:
+            raise ValueError(f"split_group: {split_group!r} has no group; put the part that names "
+                             r"the group in parentheses, e.g. '^([^_]+)_'.")
+
+    def key(item):
+        path = pathlib.Path(item[0] if isinstance(item, tuple) else item)
+        match = pattern.search(path.stem) if pattern is not None else None
+        return match.group(1) if match and match.group(1) else path.name
+
+    chosen = [item for item in items if split_for_file_name(key(item)) == split]
+    if not chosen:
+        raise ValueError(
+            f"No image of {images_dir} falls in the {split!r} split ({len(items)} image(s) in all; "
+            "the split is 60/20/20 by a hash of the file name). Add images, pass split='all', or "
+            "pass the folders of each split separately."
+        )
+    return chosen
+
+
+def find_void_masks(images, void_dir, extensions=MASK_EXTENSIONS) -> list[pathlib.Path]:
+    """The void mask of each image (same stem) in ``void_dir``, checked both ways.
+
+    Raises:
+        ValueError: naming the images without a void mask and the void masks without an image.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> Image.new("L", (4, 4)).save(root / "a.png")
+        >>> [p.name for p in find_void_masks([pathlib.Path("photos/a.jpg")], root)]
+        ['a.png']
+    """
+    void_dir = _check_dir(pathlib.Path(void_dir), "void_masks")
+    files = _files_by_stem(void_dir, _check_extensions(extensions, "mask_extensions"), "void_masks")
+    stems = {pathlib.Path(image).stem for image in images}
+    lonely_images = sorted(pathlib.Path(i).name for i in images if pathlib.Path(i).stem not in files)
+    lonely_voids = sorted(path.name for stem, path in files.items() if stem not in stems)
+    problems = []
+    if lonely_images:
+        problems.append(f"{len(lonely_images)} of {len(images)} photos have no void mask in "
+                        f"{str(void_dir)!r}: {_some(lonely_images)}")
+    if lonely_voids:
+        problems.append(f"{len(lonely_voids)} of {len(files)} void masks in {str(void_dir)!r} "
+                        f"have no photo: {_some(lonely_voids)}")
+    if problems:
+        raise ValueError(
+            "; ".join(problems) + ". A void mask pairs with the photo of the same file name "
+            "without extension; give every photo one (all zero where nothing is void) and remove "
+            "the others."
+        )
+    return [files[pathlib.Path(image).stem] for image in images]
+
+
+def read_void_mask(path: str | os.PathLike, *, exif_transpose: bool = True) -> np.ndarray:
+    """Reads a void mask: ``bool [H, W, 1]``, true where the file is non-zero (JPEG: >= 128).
+
+    Example:
+        >>> import tempfile, os
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> path = os.path.join(tempfile.mkdtemp(), "void.png")
+        >>> Image.fromarray(np.array([[0, 255]], np.uint8)).save(path)
+        >>> read_void_mask(path)[..., 0].tolist()
+        [[False, True]]
+    """
+    with _open(path, exif_transpose) as image:
+        values = np.asarray(image.convert("L") if image.mode in ("RGB", "RGBA", "P", "LA", "PA")
+                            else image)
+    if values.ndim == 3:
+        values = values[..., 0]
+    lossy = pathlib.Path(path).suffix.lower() in LOSSY_EXTENSIONS
+    return ((values >= 128) if lossy else (values > 0))[..., None]
 
 
 def check_sky_color(sky_color) -> np.ndarray | None:
@@ -640,7 +783,7 @@ def _check_extensions(extensions, name: str) -> tuple[str, ...]:
     return tuple(e.lower() for e in extensions)
 
 
-def _check_sky_value(sky_value):
+def _check_sky_value(sky_value, argument="sky_value"):
     """Returns ``None`` or a tuple of non-negative ints."""
     if sky_value is None:
         return None
@@ -653,6 +796,9 @@ def _check_sky_value(sky_value):
         isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 65535
         for v in values
     ):
+        if argument != "sky_value":
+            raise ValueError(f"{argument}: received {sky_value!r}; pass the label of unlabelled "
+                             "pixels as an int in [0, 65535] (e.g. 0 for ADE20K), or a tuple.")
         raise ValueError(
             f"sky_value: received {sky_value!r}; pass None for binary 0/1 or 0/255 masks, or the "
             "sky label of a label-map mask as an int in [0, 65535] (e.g. sky_value=3 for "
@@ -694,16 +840,16 @@ def _lossy_label_message(names, sky_value, argument="sky_value"):
     )
 
 
-def _size_message(mismatches):
+def _size_message(mismatches, what="masks"):
     lines = [
-        f"{pathlib.Path(image).name!r} is {iw}x{ih} but its mask {pathlib.Path(mask).name!r} is "
+        f"{pathlib.Path(image).name!r} is {iw}x{ih} but its {what[:-1]} {pathlib.Path(mask).name!r} is "
         f"{mw}x{mh}"
         for image, (iw, ih), mask, (mw, mh) in mismatches[:_SHOW]
     ]
     more = f" and {len(mismatches) - _SHOW} more" if len(mismatches) > _SHOW else ""
     return (
-        f"{len(mismatches)} masks differ in size from their images (width x height): "
-        f"{'; '.join(lines)}{more}. A mask must have its image's size; resize the masks with "
+        f"{len(mismatches)} {what} differ in size from their images (width x height): "
+        f"{'; '.join(lines)}{more}. A mask must have its image's size; resize the {what} with "
         "nearest-neighbour interpolation (or re-export them) to match."
     )
 
@@ -717,7 +863,7 @@ def _header_size(path, exif_transpose):
     return width, height
 
 
-def _validate_headers(pairs, exif_transpose):
+def _validate_headers(pairs, exif_transpose, what="masks"):
     unreadable, mismatches = [], []
     for image_path, mask_path in pairs:
         sizes = []
@@ -735,4 +881,4 @@ def _validate_headers(pairs, exif_transpose):
             "or replace them."
         )
     if mismatches:
-        raise ValueError(_size_message(mismatches))
+        raise ValueError(_size_message(mismatches, what))

@@ -2,7 +2,9 @@
 
 :func:`load_source` turns a *source spec* into a ``tf.data.Dataset`` of element dicts (see
 :mod:`skyseg_tf.data.spec`); :func:`make_dataset` turns a source spec into batches ready for
-``model.fit``: ``(images float32 [B, h, w, 3] in [0, 255], masks float32 [B, h, w, 1] in {0, 1})``.
+``model.fit``: ``(images float32 [B, h, w, 3] in [0, 255], masks float32 [B, h, w, 1] in {0, 1, 2})``, where
+``2`` (:data:`~skyseg_tf.data.spec.VOID_LABEL`) marks unlabelled pixels that count in no loss
+and no metric.
 Models take raw RGB; normalisation for the encoder is a layer inside the model.
 
 Source specs (what ``source`` may be):
@@ -56,7 +58,8 @@ from skyseg_tf.data.augment import (
     wrap_albumentations,
 )
 from skyseg_tf.data.folder import folder_dataset
-from skyseg_tf.data.spec import FILE_NAME_KEY, IMAGE_KEY, MASK_KEY
+from skyseg_tf.data.negatives import negatives_dataset
+from skyseg_tf.data.spec import FILE_NAME_KEY, IMAGE_KEY, MASK_KEY, VOID_LABEL
 from skyseg_tf.data.synthetic import synthetic_sky
 from skyseg_tf import checks
 from skyseg_tf.data.sources import parse_source
@@ -149,7 +152,19 @@ def _call_checked(function: Callable, what: str, *args: Any, **kwargs: Any):
     return function(*args, **kwargs)
 
 
+FOLDER_KINDS = ("folder", "negatives")
+"""Source kinds that also take ``split="all"`` (every photo of the folder)."""
+
+
 def _load(kind: str, arguments: dict[str, Any], split: str) -> tf.data.Dataset:
+    if split == "all" and kind in FOLDER_KINDS:
+        dataset = _call_checked(folder_dataset if kind == "folder" else negatives_dataset,
+                                f"the {kind!r} source", **{**arguments, "split": "all"})
+        _check_element_spec(dataset, f"the {kind!r} source")
+        return dataset
+    if split == "all":
+        raise ValueError(f"split 'all' scores every photo of a folder source; the {kind!r} source "
+                         f"takes one of {', '.join(map(repr, VALID_SPLITS))}.")
     parts = _split_parts(split)
     if kind != "tfds" and (len(parts) > 1 or parts[0][1]):
         raise ValueError(
@@ -164,6 +179,9 @@ def _load(kind: str, arguments: dict[str, Any], split: str) -> tf.data.Dataset:
         if "split" in inspect.signature(folder_dataset).parameters:
             arguments.setdefault("split", split)
         dataset = _call_checked(folder_dataset, "the 'folder' source", **arguments)
+    elif kind == "negatives":
+        arguments.setdefault("split", split)
+        dataset = _call_checked(negatives_dataset, "the 'negatives' source", **arguments)
     else:  # tfds
         import tensorflow_datasets as tfds  # only TFDS sources need it
 
@@ -212,6 +230,19 @@ def load_source(source: Any, split: str, **kwargs: Any) -> tf.data.Dataset:
 # --------------------------------------------------------------------------------------------
 # Per-element steps
 # --------------------------------------------------------------------------------------------
+
+
+def standard_mask(mask: tf.Tensor) -> tf.Tensor:
+    """A source's mask as ``uint8`` ``0`` (other), ``1`` (sky), :data:`VOID_LABEL` (void).
+
+    ``VOID_LABEL`` stays void; every other non-zero value is sky (so ``0``/``255`` masks work).
+
+    Example:
+        >>> standard_mask(tf.constant([0, 1, 2, 255], tf.uint8)).numpy().tolist()
+        [0, 1, 2, 1]
+    """
+    void = tf.equal(mask, tf.cast(VOID_LABEL, mask.dtype))
+    return tf.where(void, tf.cast(VOID_LABEL, tf.uint8), tf.cast(mask > 0, tf.uint8))
 
 
 def _resize(image: tf.Tensor, mask: tf.Tensor, size: tuple[int, int]):
@@ -332,8 +363,9 @@ def _element_stage(kind, arguments, split, *, size, training, shuffle, shuffle_b
 
     def standardise(element):
         image = element[IMAGE_KEY]
-        # The contract says 1 = sky; any non-zero value counts, so 0/255 masks work too.
-        mask = tf.cast(element[MASK_KEY] > 0, tf.uint8)
+        # The contract says 1 = sky, VOID_LABEL = unlabelled; any other non-zero value is sky,
+        # so 0/255 masks work too.
+        mask = standard_mask(element[MASK_KEY])
         if jitter:
             image, mask = _limit_short_side(image, mask, limit)
         elif resize_mode == "short_side":
@@ -416,7 +448,7 @@ def make_dataset(
     blur, weather) when the CPU has cores to spare. ``augment`` may also be a
     :class:`~skyseg_tf.data.augment.TFAugment` (applied per batch), an albumentations transform
     (applied per element), or any callable ``fn(image, mask) -> (image, mask)`` on one element
-    (float32 ``[h, w, 3]`` in ``[0, 255]`` and ``[h, w, 1]`` in ``{0, 1}``; the returned mask is
+    (float32 ``[h, w, 3]`` in ``[0, 255]`` and ``[h, w, 1]`` in ``{0, 1, 2}``, 2 = void; the returned mask is
     thresholded at 0.5). An explicit ``augment`` is applied whatever the split.
 
     **Distribution.** Batch with the *global* batch size. Under ``strategy.scope()``,
@@ -431,7 +463,8 @@ def make_dataset(
 
     Args:
         source: a source spec; see :func:`load_source`.
-        split: ``"train"``, ``"validation"`` or ``"test"`` (TFDS sources take slices too).
+        split: ``"train"``, ``"validation"`` or ``"test"`` (TFDS sources take slices too);
+            folder and negatives sources also take ``"all"``, every photo of the folder.
         image_size: output ``(height, width)``, or one int for a square. Multiples of 32 suit
             every encoder; other sizes get a warning.
         global_batch_size: examples per step over all replicas.
@@ -469,7 +502,7 @@ def make_dataset(
 
     Returns:
         A dataset of ``(images, masks)``: ``float32 [B, h, w, 3]`` in ``[0, 255]`` and
-        ``float32 [B, h, w, 1]`` in ``{0, 1}``; ``(images, masks, file_names)`` with
+        ``float32 [B, h, w, 1]`` in ``{0, 1, 2}`` (2 = void); ``(images, masks, file_names)`` with
         ``with_file_names``.
 
     Raises:
@@ -514,7 +547,7 @@ def make_dataset(
         raise ValueError(
             f"cache must be False, True (memory) or a file path prefix, received {cache!r}."
         )
-    parts = _split_parts(split)
+    parts = [("all", False)] if split == "all" else _split_parts(split)
     if training is None:
         training = all(base == "train" for base, _ in parts)
     shuffle = training if shuffle is None else bool(shuffle)
@@ -574,8 +607,10 @@ def make_dataset(
         def user_step(*element):
             image, mask = augment(tf.cast(element[0], tf.float32), tf.cast(element[1], tf.float32))
             image = tf.ensure_shape(tf.cast(image, tf.float32), [*size, 3])
-            mask = tf.ensure_shape(tf.cast(tf.cast(mask, tf.float32) >= 0.5, tf.float32),
-                                   [*size, 1])
+            mask = tf.cast(mask, tf.float32)
+            mask = tf.where(mask >= 0.5 * (1 + VOID_LABEL), float(VOID_LABEL),
+                            tf.cast(mask >= 0.5, tf.float32))
+            mask = tf.ensure_shape(mask, [*size, 1])
             return (image, mask, *element[2:])
 
         dataset = dataset.map(user_step, num_parallel_calls=autotune)

@@ -25,6 +25,7 @@ SOURCE_FORMS = (
     f'"{TFDS_NAME}" or "{TFDS_NAME}/<config>"; '
     '("folder", images_dir, masks_dir); '
     '{"type": "folder", "images": images_dir, "masks": masks_dir, ...}; '
+    '{"type": "negatives", "images": images_dir, ...} (photos without sky); '
     '{"type": "synthetic", ...}; {"type": "tfds", "name": ..., ...}; '
     "or a tf.data.Dataset of element dicts"
 )
@@ -41,7 +42,7 @@ def source_spec(data: str, **options: Any) -> dict:
         >>> source_spec("synthetic", num_examples=8, render_size=(96, 128))
         {'type': 'synthetic', 'num_examples': 8, 'image_size': (96, 128)}
     """
-    if data in ("folder", "mix"):
+    if data in ("folder", "mix", "negatives"):
         return {"type": data, **options}
     if data == "synthetic":
         if "render_size" in options:
@@ -70,7 +71,8 @@ def renders_synthetic_without_size(source) -> bool:
 def parse_source(source: Any, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """``(kind, arguments)`` of a source in any accepted form (:data:`SOURCE_FORMS`), ``kwargs`` merged.
 
-    ``kind`` is ``"synthetic"``, ``"tfds"``, ``"folder"``, ``"mix"`` or ``"dataset"``.
+    ``kind`` is ``"synthetic"``, ``"tfds"``, ``"folder"``, ``"negatives"``, ``"mix"`` or
+    ``"dataset"``.
 
     Example:
         >>> parse_source("synthetic", {"num_examples": 4})
@@ -94,9 +96,18 @@ def parse_source(source: Any, kwargs: dict[str, Any]) -> tuple[str, dict[str, An
     elif isinstance(source, collections.abc.Mapping):
         spec = dict(source)
         kind = spec.pop("type", None)
-        renames = {"folder": {"images": "images_dir", "masks": "masks_dir"}}.get(kind, {})
+        renames = {"folder": {"images": "images_dir", "masks": "masks_dir",
+                              "void": "void_masks"},
+                   "negatives": {"images": "images_dir"}}.get(kind, {})
+        if kind == "negatives" and ({"masks", "masks_dir", "void", "void_masks"} & set(spec)):
+            raise ValueError(
+                f"source {dict(source)!r}: a negatives source is a folder of photos without sky "
+                "and takes no masks; its targets are all 'not sky'. For photos with masks use "
+                '{"type": "folder", "images": ..., "masks": ...}.'
+            )
         spec = {renames.get(key, key): value for key, value in spec.items()}
-        required = {"folder": ("images_dir", "masks_dir"), "tfds": ("name",), "synthetic": ()}
+        required = {"folder": ("images_dir", "masks_dir"), "tfds": ("name",), "synthetic": (),
+                    "negatives": ("images_dir",)}
         if kind in required:
             missing = [name for name in required[kind] if name not in spec]
             twice = sorted(set(spec) & set(kwargs))
@@ -114,7 +125,8 @@ def parse_source(source: Any, kwargs: dict[str, Any]) -> tuple[str, dict[str, An
 
 
 def _parse_mix(source: collections.abc.Mapping, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``{"sources": [spec...], "weights": [...], "validate": [bool...]}`` of a mix spec."""
+    """``{"sources": [spec...], "weights": [...], "validate": [bool...], "names": [str...]}``
+    of a mix spec (a source spec may carry ``weight``, ``validate`` and ``name``)."""
     unknown = sorted(set(source) - {"type", "sources", "weights"})
     sources = source.get("sources")
     if unknown or not isinstance(sources, (list, tuple)) or not sources:
@@ -127,15 +139,17 @@ def _parse_mix(source: collections.abc.Mapping, kwargs: dict[str, Any]) -> dict[
     if kwargs:
         raise TypeError(f"a mix source takes its arguments inside each source spec; received "
                         f"keyword arguments {sorted(kwargs)}.")
-    specs, own_weights, validate = [], [], []
+    specs, own_weights, validate, names = [], [], [], []
     for spec in sources:
         if isinstance(spec, collections.abc.Mapping):
             spec = dict(spec)
             own_weights.append(spec.pop("weight", None))
             validate.append(spec.pop("validate", True))
+            names.append(spec.pop("name", None) if spec.get("type") != "tfds" else None)
         else:
             own_weights.append(None)
             validate.append(True)
+            names.append(None)
         if isinstance(spec, collections.abc.Mapping) and spec.get("type") == "mix":
             raise ValueError("a mix source cannot contain another mix; list all sources in one.")
         parse_source(spec, {})  # Fails early, with the valid forms, for a bad spec.
@@ -157,7 +171,15 @@ def _parse_mix(source: collections.abc.Mapping, kwargs: dict[str, Any]) -> dict[
         raise ValueError("mix source: 'validate' must be true or false, and at least one source "
                          "must be validated on.")
     total = float(sum(weights))
-    return {"sources": specs, "weights": [float(w) / total for w in weights], "validate": validate}
+    from skyseg_tf.training.validation import source_name  # the one naming rule
+
+    names = [source_name({**spec, "name": name} if isinstance(spec, dict) and name else spec)
+             for spec, name in zip(specs, names)]
+    if len(set(names)) != len(names):
+        raise ValueError(f"mix source: the sources' names {names} must differ (they name the "
+                         "per-source validation figures); give each source spec a 'name'.")
+    return {"sources": specs, "weights": [float(w) / total for w in weights], "validate": validate,
+            "names": names}
 
 
 __all__ = ["SOURCE_FORMS", "parse_source", "renders_synthetic_without_size", "source_spec"]

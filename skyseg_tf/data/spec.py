@@ -4,9 +4,10 @@ Every source (the ``ade20k_outdoors_sky`` TFDS builder, :func:`~skyseg_tf.data.f
 and :func:`~skyseg_tf.data.synthetic.synthetic_sky`) yields dictionaries with exactly these keys:
 
 - ``image``: ``uint8`` ``[H, W, 3]``, RGB pixels in ``[0, 255]``;
-- ``segmentation_mask``: ``uint8`` ``[H, W, 1]``, ``1`` = sky, ``0`` = anything else;
+- ``segmentation_mask``: ``uint8`` ``[H, W, 1]``, ``1`` = sky, ``0`` = anything else, and
+  ``2`` (:data:`VOID_LABEL`) = unlabelled: a void pixel counts in no loss and no metric;
 - ``file_name``: ``string`` ``[]``, the image's file name (no directory);
-- ``sky_fraction``: ``float32`` ``[]``, the mean of the mask, in ``[0, 1]``.
+- ``sky_fraction``: ``float32`` ``[]``, the share of sky among the labelled pixels, in ``[0, 1]``.
 
 Example:
     >>> from skyseg_tf.data.spec import ELEMENT_SPEC, MASK_KEY
@@ -22,13 +23,17 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from skyseg_tf.outputs import VOID_LABEL
+
 IMAGE_KEY = "image"
 MASK_KEY = "segmentation_mask"
 FILE_NAME_KEY = "file_name"
 SKY_FRACTION_KEY = "sky_fraction"
 
 SKY_LABEL = 1
-"""Value of sky pixels in ``segmentation_mask`` (every other pixel is ``0``)."""
+"""Value of sky pixels in ``segmentation_mask`` (labelled non-sky pixels are ``0``)."""
+
+# VOID_LABEL (2): unlabelled pixels, defined with the target convention in skyseg_tf.outputs.
 
 
 def element_spec(height: int | None = None, width: int | None = None) -> dict[str, tf.TensorSpec]:
@@ -59,13 +64,17 @@ ELEMENT_SPEC = element_spec()
 relaxing fixed sizes, or use :func:`element_spec` for a fixed size."""
 
 
-def make_element(image: np.ndarray, mask: np.ndarray, file_name: str | os.PathLike) -> dict:
+def make_element(image: np.ndarray, mask: np.ndarray, file_name: str | os.PathLike,
+                 void: np.ndarray | None = None) -> dict:
     """Builds one element of the contract from numpy arrays, checking shapes and values.
 
     Args:
         image: ``uint8`` array ``[H, W, 3]``.
-        mask: ``uint8`` array ``[H, W, 1]`` or ``[H, W]`` holding only ``0`` and ``1``.
+        mask: ``uint8`` array ``[H, W, 1]`` or ``[H, W]`` holding only ``0``, ``1`` and
+            :data:`VOID_LABEL`.
         file_name: the image's file name; a path is reduced to its last component.
+        void: optional boolean array ``[H, W, 1]`` or ``[H, W]``: where it is true the mask is
+            set to :data:`VOID_LABEL`.
 
     Returns:
         A dict of numpy values with the contract's keys, dtypes and shapes
@@ -101,16 +110,28 @@ def make_element(image: np.ndarray, mask: np.ndarray, file_name: str | os.PathLi
             f"{name!r}: the mask is {mask.shape[0]}x{mask.shape[1]} (HxW) but the image is "
             f"{image.shape[0]}x{image.shape[1]}; both must have the same size."
         )
-    if mask.size and mask.max() > SKY_LABEL:
+    if mask.size and mask.max() > VOID_LABEL:
         raise ValueError(
-            f"segmentation_mask of {name!r}: expected only 0 (other) and {SKY_LABEL} (sky), "
-            f"found values {np.unique(mask).tolist()[:10]}."
+            f"segmentation_mask of {name!r}: expected only 0 (other), {SKY_LABEL} (sky) and "
+            f"{VOID_LABEL} (void), found values {np.unique(mask).tolist()[:10]}."
         )
+    if void is not None:
+        void = np.asarray(void, dtype=bool)
+        if void.ndim == 2:
+            void = void[..., None]
+        if void.shape != mask.shape:
+            raise ValueError(
+                f"{name!r}: the void mask is {void.shape[0]}x{void.shape[1]} (HxW) but the image is "
+                f"{mask.shape[0]}x{mask.shape[1]}; both must have the same size."
+            )
+        mask = np.where(void, np.uint8(VOID_LABEL), mask)
+    labelled = mask != VOID_LABEL
+    sky_fraction = (mask == SKY_LABEL).sum() / labelled.sum() if labelled.any() else 0.0
     return {
         IMAGE_KEY: image,
         MASK_KEY: mask,
         FILE_NAME_KEY: name.encode("utf-8"),
-        SKY_FRACTION_KEY: np.float32(mask.mean() if mask.size else 0.0),
+        SKY_FRACTION_KEY: np.float32(sky_fraction),
     }
 
 

@@ -1,12 +1,16 @@
-"""Procedural outdoor scenes with exact sky masks, as a ``tf.data`` source.
+"""Procedural scenes with exact sky masks, as a ``tf.data`` source.
 
 Each scene is painted back to front on a float canvas: a sky gradient for one time of day
 (day, dusk, overcast, night) with clouds, sun glare or stars, then mountains, hills, ground,
-buildings, trees, water that mirrors the sky, poles and power wires, and sometimes an overhang
-(foliage, a bridge) along the top edge or a close-up with no sky at all. The sky mask is the set of
-pixels that nothing was painted over, so it is exact by construction, thin wires and sharp tips
-included. Camera effects (exposure, blur, glare, noise) then change the image but not the mask,
-as they would in a photograph.
+buildings, trees (bare ones with fine twigs), water that mirrors the sky, poles and power wires,
+and sometimes an overhang (foliage, a bridge) along the top edge, a bare canopy of branches
+across the sky or a person in front. Other frames are the bright regions that are not sky: a
+close-up with no sky at all, a room whose white ceiling fills the top of the frame and whose
+windows may or may not show the sky, and a portrait or still life against a bright studio
+backdrop. The sky mask is the set of pixels that nothing was painted over, so it is exact by
+construction, thin wires, sharp tips and the sky between twigs included. Camera effects
+(exposure, blur, glare, noise) then change the image but not the mask, as they would in a
+photograph.
 
 Element ``i`` of ``synthetic_sky(seed=s)`` is a pure function of ``(s, i)`` and the image size: it
 renders from ``np.random.default_rng([s, i])``, so any subset or split is reproducible and can be
@@ -58,13 +62,38 @@ SCENE_FEATURES = (
     "water",
     "road",
     "overhang",
+    "interior",
+    "window_sky",
+    "studio",
+    "person",
+    "bare_canopy",
 )
-"""Boolean scene elements; with ``time_of_day`` they make up a features dict."""
+"""Boolean scene elements; with ``time_of_day`` they make up a features dict.
 
-# Probability of each boolean feature when it is sampled (``spires`` only matters with
-# ``buildings``, ``conifers``/``bare_trees`` only with ``trees``).
+``closeup``, ``interior`` and ``studio`` are frames without an outdoor layout (at most one is
+set): a surface filling the frame, a room (its windows show the sky only with ``window_sky``;
+without it they show foliage with ``trees``, a facade with ``buildings``, or the room has no
+windows), a portrait or still life against a bright backdrop. ``person`` (a head and shoulders
+in front of an outdoor scene) and ``bare_canopy`` (leafless branches close to the camera, across
+the sky) are outdoor foreground elements.
+"""
+
+FRAME_KINDS = ("closeup", "interior", "studio")
+"""Features that replace the outdoor layout; a features dict sets at most one of them."""
+
+# One uniform draw picks the kind of scene: a band of this width each, the rest (0.57) a plain
+# outdoor scene. It is the draw that used to decide ``closeup`` alone (band [0, 0.06) as before),
+# so a scene outside the new bands keeps the features and pixels it had.
+_KIND_BANDS = (
+    ("closeup", 0.06),
+    ("interior", 0.20),
+    ("studio", 0.06),
+    ("person", 0.05),
+    ("bare_canopy", 0.06),
+)
+# Probability of each outdoor element when it is sampled (``spires`` only matters with
+# ``buildings``, ``conifers``/``bare_trees`` only with ``trees``), in the order of the draws.
 _FEATURE_PROBABILITIES = {
-    "closeup": 0.06,
     "clouds": 0.6,
     "sun": 0.3,
     "mountains": 0.4,
@@ -80,6 +109,8 @@ _FEATURE_PROBABILITIES = {
     "road": 0.2,
     "overhang": 0.1,
 }
+# Share of interiors whose windows show the sky; the others have none in view.
+_WINDOW_SKY_PROBABILITY = 0.35
 _TIME_OF_DAY_PROBABILITIES = (0.45, 0.2, 0.2, 0.15)
 
 # Sky colours per time of day: (top low, top high), (horizon low, horizon high), RGB.
@@ -98,7 +129,9 @@ def sample_scene_features(rng: np.random.Generator) -> dict:
 
     :func:`render_scene` calls this first when it gets no ``features``, so
     ``sample_scene_features(np.random.default_rng([seed, i]))`` tells what element ``i`` of
-    ``synthetic_sky(seed=seed)`` shows (see :func:`scene_features`).
+    ``synthetic_sky(seed=seed)`` shows (see :func:`scene_features`). About 20% of scenes are
+    interiors (a third of them with sky in their windows), 6% studio portraits or still lifes,
+    6% close-ups, 5% outdoor portraits and 6% views through a bare canopy.
 
     Args:
         rng: the generator to draw from.
@@ -112,12 +145,18 @@ def sample_scene_features(rng: np.random.Generator) -> dict:
         >>> features = sample_scene_features(np.random.default_rng(0))
         >>> features["time_of_day"] in TIMES_OF_DAY
         True
+        >>> sum(features[name] for name in FRAME_KINDS) <= 1
+        True
     """
     time_of_day = TIMES_OF_DAY[int(rng.choice(len(TIMES_OF_DAY), p=_TIME_OF_DAY_PROBABILITIES))]
-    draws = rng.random(len(SCENE_FEATURES))
-    features = {"time_of_day": time_of_day}
-    for name, draw in zip(SCENE_FEATURES, draws):
-        features[name] = bool(draw < _FEATURE_PROBABILITIES[name])
+    draws = rng.random(1 + len(_FEATURE_PROBABILITIES))
+    features = {"time_of_day": time_of_day, **dict.fromkeys(SCENE_FEATURES, False)}
+    low = 0.0
+    for name, width in _KIND_BANDS:
+        features[name] = bool(low <= draws[0] < low + width)
+        low += width
+    for (name, probability), draw in zip(_FEATURE_PROBABILITIES.items(), draws[1:]):
+        features[name] = bool(draw < probability)
     if time_of_day in ("overcast", "night"):
         features["sun"] = False
     if not features["buildings"]:
@@ -126,10 +165,18 @@ def sample_scene_features(rng: np.random.Generator) -> dict:
         features["conifers"] = features["bare_trees"] = False
     if features["water"]:
         features["road"] = False
-    if features["closeup"]:  # a frame filled by one surface shows nothing else
-        features.update({name: False for name in SCENE_FEATURES if name != "closeup"})
-    elif not any(features[name] for name in ("mountains", "hills", "buildings", "trees", "water")):
-        features["hills"] = True  # every open scene has something on the horizon
+    if features["closeup"] or features["studio"]:  # a frame with nothing outdoors in it
+        kind = "closeup" if features["closeup"] else "studio"
+        features.update({name: name == kind for name in SCENE_FEATURES})
+        return features
+    if features["interior"]:
+        features["window_sky"] = bool(rng.random() < _WINDOW_SKY_PROBABILITY)
+        if not features["window_sky"]:  # only what stands in front of the windows is seen
+            kept = ("interior", "trees", "buildings")
+            features.update({name: features[name] and name in kept for name in SCENE_FEATURES})
+            return features
+    if not any(features[name] for name in ("mountains", "hills", "buildings", "trees", "water")):
+        features["hills"] = True  # every open view has something on the horizon
     return features
 
 
@@ -156,7 +203,7 @@ def render_scene(
     width: int,
     features: Mapping | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Renders one outdoor scene and its exact sky mask.
+    """Renders one scene and its exact sky mask.
 
     Args:
         rng: the generator that decides everything about the scene.
@@ -164,45 +211,38 @@ def render_scene(
         width: image width in pixels (at least 16).
         features: which elements to draw: ``"time_of_day"`` and any names from
             :data:`SCENE_FEATURES` mapped to bools (missing ones are ``False``, a missing time of
-            day is ``"day"``). ``None`` draws them with :func:`sample_scene_features`.
+            day is ``"day"``), at most one of :data:`FRAME_KINDS` set. An interior uses the
+            outdoor elements for what its windows show; ``person`` and ``bare_canopy`` are only
+            drawn outdoors. ``None`` draws them with :func:`sample_scene_features`.
 
     Returns:
         ``(image, mask)``: ``uint8`` arrays ``[height, width, 3]`` (RGB) and
         ``[height, width, 1]`` with ``1`` for sky and ``0`` elsewhere.
 
     Raises:
-        ValueError: for a size below 16 or an unknown feature name or time of day.
+        ValueError: for a size below 16, an unknown feature name or time of day, or more than
+            one of :data:`FRAME_KINDS`.
 
     Example:
         >>> import numpy as np
         >>> image, mask = render_scene(np.random.default_rng(0), 48, 64, {"wires": True})
         >>> image.shape, mask.shape, set(np.unique(mask)) <= {0, 1}
         ((48, 64, 3), (48, 64, 1), True)
+        >>> room, room_mask = render_scene(np.random.default_rng(0), 48, 64, {"interior": True})
+        >>> int(room_mask.max())  # windows without ``window_sky`` show no sky
+        0
     """
     height, width = _check_size((height, width), "height, width")
     features = sample_scene_features(rng) if features is None else _complete_features(features)
     scene = _Scene(rng, height, width, features)
     if features["closeup"]:
         scene.closeup()
+    elif features["studio"]:
+        scene.studio()
+    elif features["interior"]:
+        scene.interior()
     else:
-        scene.sky_layer()
-        if features["mountains"]:
-            scene.mountains()
-        if features["hills"]:
-            scene.hills()
-        scene.ground()
-        if features["buildings"]:
-            scene.buildings()
-        if features["trees"]:
-            scene.trees()
-        if features["water"]:
-            scene.water()
-        if features["poles"]:
-            scene.poles()
-        if features["wires"]:
-            scene.wires()
-        if features["overhang"]:
-            scene.overhang()
+        scene.outdoor()
     image = scene.camera()
     return image, scene.sky.astype(np.uint8)[..., None]
 
@@ -283,13 +323,16 @@ def synthetic_sky(
     seed: int = 0,
     split: str | None = None,
 ) -> tf.data.Dataset:
-    """A ``tf.data`` source of procedural outdoor scenes with exact sky masks.
+    """A ``tf.data`` source of procedural scenes with exact sky masks.
 
-    Elements follow :data:`skyseg_tf.data.spec.ELEMENT_SPEC` with ``H, W = image_size``; file
-    names are ``synthetic_{seed}_{index:06d}.png``. Scenes render in numpy through
-    ``tf.numpy_function``, in a fixed order: about 25 ms of one CPU core per 256x256 scene, so
-    cache the dataset (``.cache()``) or write it out (:func:`write_synthetic_folder`) when it is
-    read for many epochs. The dataset holds Python code, so it cannot be serialized (e.g. for the
+    Mostly outdoor scenes, plus the bright regions that are not sky: rooms with white ceilings
+    (a third with sky in their windows), studio backdrops and close-ups (see
+    :func:`sample_scene_features` for the shares). Elements follow
+    :data:`skyseg_tf.data.spec.ELEMENT_SPEC` with ``H, W = image_size``; file names are
+    ``synthetic_{seed}_{index:06d}.png``. Scenes render in numpy through ``tf.numpy_function``,
+    in a fixed order: about 20 ms of one CPU core per 256x256 scene, so cache the dataset
+    (``.cache()``) or write it out (:func:`write_synthetic_folder`) when it is read for many
+    epochs. The dataset holds Python code, so it cannot be serialized (e.g. for the
     tf.data service).
 
     Args:
@@ -397,6 +440,12 @@ def _complete_features(features: Mapping) -> dict:
         )
     completed = {"time_of_day": time_of_day}
     completed.update({name: bool(features.get(name, False)) for name in SCENE_FEATURES})
+    frames = [name for name in FRAME_KINDS if completed[name]]
+    if len(frames) > 1:
+        raise ValueError(
+            f"features: {frames} are all True; a scene is at most one of {list(FRAME_KINDS)}, "
+            "so set only one of them."
+        )
     return completed
 
 
@@ -460,6 +509,206 @@ def _mask_from_drawing(height, width, draw_fn):
     return np.asarray(canvas) > 0
 
 
+def _branch_segments(rng, x, y, angle, length, width, levels, spread=0.45, max_segments=3000):
+    """Grows branches level by level: ``[n, 5]`` rows ``(x0, y0, x1, y1, line width)``.
+
+    Every segment sprouts 2-3 children from its upper half, shorter, thinner and bent by about
+    ``spread`` radians (and a little upwards); widths stop at 1 px, so the last levels are a
+    mesh of twigs. ``x`` .. ``width`` are the roots (scalars or arrays of one length).
+    """
+    x, y, angle, length, width = (np.atleast_1d(np.asarray(v, np.float64)) for v in
+                                  (x, y, angle, length, width))
+    segments, total = [], 0
+    for level in range(levels):
+        x1 = x + length * np.cos(angle)
+        y1 = y - length * np.sin(angle)
+        segments.append(np.stack([x, y, x1, y1, np.maximum(1.0, np.round(width))], axis=1))
+        total += x.size
+        if level == levels - 1 or total >= max_segments:
+            break
+        parent = np.repeat(np.arange(x.size), rng.integers(2, 4, x.size))
+        if parent.size > max_segments - total:  # keep a random share of the children
+            parent = np.sort(rng.choice(parent, max_segments - total, replace=False))
+        start = rng.uniform(0.45, 1.0, parent.size)
+        x = x[parent] + start * (x1 - x)[parent]
+        y = y[parent] + start * (y1 - y)[parent]
+        angle = angle[parent] + rng.normal(0.0, spread, parent.size)
+        angle += 0.12 * (math.pi / 2 - angle)  # branches turn towards the light
+        length = length[parent] * rng.uniform(0.62, 0.85, parent.size)
+        width = width[parent] * rng.uniform(0.55, 0.72, parent.size)
+    return np.concatenate(segments)
+
+
+def _draw_segments(height, width, segments):
+    """Rasterises branch segments (rows of :func:`_branch_segments`) into a bool mask.
+
+    Limbs go through PIL; 1 px twigs, the thousands, are sampled at every pixel in numpy.
+    """
+    thick = segments[segments[:, 4] >= 2]
+
+    def draw(d):
+        for x0, y0, x1, y1, line in thick.tolist():
+            d.line((x0, y0, x1, y1), fill=1, width=int(line))
+            if line >= 3:  # round the joints of thick limbs
+                r = line / 2
+                d.ellipse((x0 - r, y0 - r, x0 + r, y0 + r), fill=1)
+
+    mask = _mask_from_drawing(height, width, draw).copy()
+    x0, y0, x1, y1 = segments[segments[:, 4] < 2, :4].T
+    steps = np.ceil(np.maximum(np.abs(x1 - x0), np.abs(y1 - y0))).astype(np.int64) + 1
+    segment = np.repeat(np.arange(steps.size), steps)
+    t = (np.arange(segment.size) - np.repeat(np.cumsum(steps) - steps, steps)) / np.maximum(
+        steps - 1, 1)[segment]
+    xs = np.rint(x0[segment] + t * (x1 - x0)[segment]).astype(np.int64)
+    ys = np.rint(y0[segment] + t * (y1 - y0)[segment]).astype(np.int64)
+    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    mask[ys[inside], xs[inside]] = True
+    return mask
+
+
+class _Labels:
+    """Flat shapes, each with its own colour, drawn into one label image and painted in one pass."""
+
+    def __init__(self, height, width):
+        self.image = Image.new("L", (width, height), 0)
+        self.draw = ImageDraw.Draw(self.image)
+        self.colors = [np.zeros(3, np.float32)]
+
+    def add(self, color):
+        """Returns a new label for ``color``."""
+        if len(self.colors) > 255:
+            raise RuntimeError("more than 255 colours in one label image")
+        self.colors.append(np.asarray(color, np.float32))
+        return len(self.colors) - 1
+
+    def field(self):
+        """``(labels, colours)``: the ``uint8`` label image and its colour field ``[H, W, 3]``."""
+        labels = np.asarray(self.image)
+        return labels, np.stack(self.colors)[labels]
+
+
+# Rooms. Surfaces of a box room seen in one-point perspective, as labels of _Room.surfaces.
+_CEILING, _FLOOR, _LEFT, _RIGHT, _BACK = range(5)
+_CEILINGS = (  # kind, share, colour range: white and cream ceilings are as bright as a grey sky
+    ("white", 0.4, ((226, 226, 222), (252, 252, 250))),
+    ("cream", 0.2, ((228, 216, 190), (248, 240, 222))),
+    ("grey", 0.12, ((160, 160, 158), (205, 205, 202))),
+    ("wood", 0.13, ((110, 72, 42), (185, 140, 95))),
+    ("tiles", 0.15, ((212, 212, 208), (245, 245, 240))),
+)
+_WALLS = (  # colour range, share
+    (((226, 226, 222), (250, 250, 248)), 0.32),  # white
+    (((214, 202, 180), (240, 232, 214)), 0.2),  # off-white, beige
+    (((150, 150, 150), (200, 200, 198)), 0.1),  # grey
+    (((155, 180, 200), (200, 218, 232)), 0.1),  # pale blue
+    (((145, 165, 135), (190, 205, 175)), 0.08),  # sage
+    (((215, 195, 135), (245, 230, 180)), 0.08),  # yellow
+    (((165, 90, 65), (205, 135, 100)), 0.06),  # terracotta
+    (((38, 48, 78), (75, 88, 118)), 0.06),  # navy
+)
+_FLOORS = (
+    ((165, 125, 80), (215, 175, 125)),  # light wood
+    ((80, 52, 32), (130, 90, 55)),  # dark wood
+    ((180, 178, 170), (235, 232, 225)),  # light tiles
+    ((70, 70, 72), (130, 125, 120)),  # dark tiles
+    ((95, 90, 85), (170, 160, 145)),  # carpet
+)
+_FABRICS = (
+    ((45, 45, 50), (110, 110, 115)),  # charcoal
+    ((150, 150, 150), (215, 212, 205)),  # light grey
+    ((40, 60, 100), (90, 120, 170)),  # blue
+    ((150, 125, 95), (210, 190, 160)),  # beige
+    ((50, 90, 60), (100, 140, 100)),  # green
+    ((120, 30, 35), (180, 70, 60)),  # red
+    ((200, 190, 170), (245, 240, 230)),  # cream
+)
+_WOODS = ((70, 45, 28), (160, 115, 70))
+_ROOM_LIGHT = {"day": (0.9, 1.12), "overcast": (0.82, 1.04), "dusk": (0.74, 1.0), "night": (0.66, 0.95)}
+# People.
+_SKIN_TONES = np.array([(255, 224, 196), (234, 192, 160), (198, 140, 100), (150, 100, 70),
+                        (95, 62, 45)], np.float32)
+_HAIR = (
+    ((15, 12, 10), (45, 35, 28)),  # black
+    ((50, 32, 20), (95, 65, 40)),  # brown
+    ((170, 130, 70), (225, 195, 130)),  # blond
+    ((120, 50, 20), (170, 85, 40)),  # red
+    ((150, 150, 148), (215, 215, 212)),  # grey, white
+)
+_BACKDROPS = (  # studio paper: bright and plain, like an overcast or hazy sky
+    ((236, 236, 234), (253, 253, 253)),  # white
+    ((188, 190, 192), (226, 227, 229)),  # light grey
+    ((172, 186, 202), (212, 222, 236)),  # blue-grey
+    ((188, 208, 230), (222, 234, 247)),  # pale blue
+    ((230, 222, 204), (248, 243, 230)),  # cream
+)
+
+
+class _Room:
+    """A box room in one-point perspective, the camera level and facing the back wall.
+
+    Positions are in back-wall pixels: ``X`` across (``-left`` .. ``right``), ``Y`` down from eye
+    level (``-top`` = ceiling .. ``bottom`` = floor) and relative depth ``z`` (1 at the back
+    wall, smaller nearer); a point is seen at ``(vx + X / z, vy + Y / z)``. ``z * focal`` is the
+    depth in the units of ``X`` and ``Y``.
+    """
+
+    def __init__(self, rng, height, width):
+        self.h, self.w = height, width
+        self.vx = rng.uniform(0.3, 0.7) * width
+        self.vy = rng.uniform(0.4, 0.62) * height
+        room_width = rng.uniform(0.3, 0.75) * width
+        room_height = room_width * rng.uniform(0.45, 0.75)
+        eye = rng.uniform(0.4, 0.62)  # eye height over ceiling height
+        fit = min(1.0, (self.vy - 0.15 * height) / ((1 - eye) * room_height))
+        room_width, room_height = room_width * fit, room_height * fit  # the ceiling keeps the top
+        across = rng.uniform(0.2, 0.8)  # where the camera stands across the room
+        self.left, self.right = across * room_width, (1 - across) * room_width
+        self.top, self.bottom = (1 - eye) * room_height, eye * room_height
+        self.width, self.height = room_width, room_height
+        self.focal = rng.uniform(0.6, 1.0) * width
+
+    def surfaces(self):
+        """Per pixel: the surface label, its relative depth ``z`` and its ``X`` and ``Y``."""
+        dx = np.arange(self.w, dtype=np.float32)[None, :] - np.float32(self.vx)
+        dy = np.arange(self.h, dtype=np.float32)[:, None] - np.float32(self.vy)
+        kx = np.maximum(-dx / self.left, dx / self.right)
+        ky = np.maximum(-dy / self.top, dy / self.bottom)
+        k = np.maximum(np.maximum(kx, ky), np.float32(1.0))  # 1 / z
+        face = np.where(kx >= ky, np.where(dx < 0, _LEFT, _RIGHT), np.where(dy < 0, _CEILING, _FLOOR))
+        face = np.where(k <= 1.0, _BACK, face).astype(np.uint8)
+        z = 1.0 / k
+        return face, z, dx * z, dy * z
+
+    def point(self, x, y, z):
+        return (self.vx + x / z, self.vy + y / z)
+
+    def on_wall(self, wall, a, b):
+        """The image point of wall position ``a`` and height ``b`` (= ``Y``).
+
+        ``a`` is ``X`` on the back wall and the depth ``z * focal`` on a side wall.
+        """
+        if wall == "back":
+            return self.point(a, b, 1.0)
+        return self.point(-self.left if wall == "left" else self.right, b, a / self.focal)
+
+    def wall_rect(self, wall, a0, a1, b0, b1):
+        return [self.on_wall(wall, a, b) for a, b in ((a0, b0), (a1, b0), (a1, b1), (a0, b1))]
+
+    def wall_span(self, wall, top=None):
+        """The part ``(a0, a1)`` of a wall inside the frame (below ``0.05 H`` for a ``Y`` of
+        ``top``), or ``None`` when too little of it shows."""
+        if wall == "back":
+            a0, a1 = max(-self.left, -self.vx), min(self.right, self.w - self.vx)
+            return (a0, a1) if a1 - a0 > 0.1 * self.width else None
+        room_side = self.left if wall == "left" else self.right
+        frame_side = self.vx if wall == "left" else self.w - self.vx
+        near = max(room_side / max(frame_side, 1e-3), 0.2)
+        if top is not None:
+            near = max(near, -top / max(self.vy - 0.05 * self.h, 1e-3))
+        near *= 1.05
+        return (near * self.focal, 0.97 * self.focal) if near < 0.75 else None
+
+
 class _Scene:
     """The canvas of one scene while it is being painted."""
 
@@ -480,6 +729,7 @@ class _Scene:
         self.tilt = math.tan(math.radians(rng.normal(0.0, 1.5)))
         self.sun = None
         self.pole_tops = []  # (x, y, half arm length) of crossarms that wires can hang from
+        self.glows = []  # (x, y, radius, RGB, strength) of lamps that flare in the camera
         top, horizon = _SKY_PALETTES[self.time]
         self.sky_top = _color(rng, *top)
         self.sky_horizon = _color(rng, *horizon)
@@ -509,6 +759,32 @@ class _Scene:
         """A colour field ``color * (1 + strength * (noise - 0.5))``."""
         shade = 1.0 + strength * (noise - 0.5)
         return np.asarray(color, np.float32) * shade[..., None]
+
+    def outdoor(self):
+        """An outdoor scene: the sky, then each element of ``features`` back to front."""
+        features = self.features
+        self.sky_layer()
+        if features["mountains"]:
+            self.mountains()
+        if features["hills"]:
+            self.hills()
+        self.ground()
+        if features["buildings"]:
+            self.buildings()
+        if features["trees"]:
+            self.trees()
+        if features["water"]:
+            self.water()
+        if features["poles"]:
+            self.poles()
+        if features["wires"]:
+            self.wires()
+        if features["bare_canopy"]:
+            self.bare_canopy()
+        if features["overhang"]:
+            self.overhang()
+        if features["person"]:
+            self.person()
 
     # -- sky ------------------------------------------------------------------------------
 
@@ -834,25 +1110,179 @@ class _Scene:
         self.paint(region, self.textured(leaf, texture, 0.9))
 
     def bare_tree(self, x, foot, size, bark):
-        """A leafless tree: branches thinning to 1 px against the sky."""
+        """A leafless tree: a trunk splitting level by level into a mesh of 1 px twigs."""
         rng, h, w = self.rng, self.h, self.w
-        segments = []
+        width = max(2.0, size * rng.uniform(0.035, 0.06))
+        levels = int(np.clip(math.log(width) / -math.log(0.63) + rng.integers(2, 5), 4, 10))
+        segments = _branch_segments(rng, x, foot, math.pi / 2 + rng.normal(0, 0.08),
+                                    size * rng.uniform(0.3, 0.4), width, levels,
+                                    spread=rng.uniform(0.35, 0.6), max_segments=3000)
+        self.paint(_draw_segments(h, w, segments), bark * 0.8)
 
-        def grow(x0, y0, angle, length, width, depth):
-            x1 = x0 + length * math.cos(angle)
-            y1 = y0 - length * math.sin(angle)
-            segments.append(((x0, y0, x1, y1), max(1, int(round(width)))))
-            if depth == 0 or width < 0.6:
-                return
-            for _ in range(int(rng.integers(2, 4))):
-                grow(x1, y1, angle + rng.normal(0, 0.5), length * rng.uniform(0.55, 0.8),
-                     width * 0.6, depth - 1)
+    def bare_canopy(self):
+        """Leafless limbs close to the camera, reaching from the frame's edges across the sky.
 
-        grow(x, foot, math.pi / 2 + rng.normal(0, 0.08), size * 0.35, max(2.0, size * 0.05), 5)
-        region = _mask_from_drawing(
-            h, w, lambda d: [d.line(segment, fill=1, width=width) for segment, width in segments]
-        )
-        self.paint(region, bark * 0.8)
+        They branch down to dense 1 px twigs, so the sky shows through a fine net (and is
+        labelled sky between the twigs).
+        """
+        rng, h, w, s = self.rng, self.h, self.w, self.s
+        count = int(rng.integers(2, 5))
+        roots = []
+        for _ in range(count):
+            edge = rng.random()
+            rise = rng.uniform(-0.2, 1.0)  # limbs from high on a side cross the sky nearly level
+            if edge < 0.35:
+                roots.append((-0.02 * w, rng.uniform(0.05, 0.9) * h, rise))
+            elif edge < 0.7:
+                roots.append((1.02 * w, rng.uniform(0.05, 0.9) * h, math.pi - rise))
+            else:
+                roots.append((rng.uniform(0.1, 0.9) * w, 1.02 * h, math.pi / 2 + rng.normal(0, 0.3)))
+        x, y, angle = (np.array(v) for v in zip(*roots))
+        width = rng.uniform(0.03, 0.07, count) * s
+        levels = int(np.clip(math.log(max(width.max(), 1.0)) / -math.log(0.63) + 4, 6, 12))
+        segments = _branch_segments(rng, x, y, angle, rng.uniform(0.3, 0.5, count) * s, width,
+                                    levels, spread=rng.uniform(0.4, 0.6), max_segments=9000)
+        bark = self.lit(_color(rng, (30, 26, 22), (80, 70, 60)))
+        self.paint(_draw_segments(h, w, segments), bark)
+
+    def person(self):
+        """A head and shoulders in front of the scene; the sky around them stays sky."""
+        rng, h, w = self.rng, self.h, self.w
+        if rng.random() < 0.45:  # a portrait lens: the background is out of focus
+            radius = rng.uniform(1.0, 3.0) * self.s / 256
+            blurred = Image.fromarray(np.clip(self.image, 0, 255).astype(np.uint8)).filter(
+                ImageFilter.GaussianBlur(radius))
+            self.image = np.asarray(blurred, np.float32).copy()
+        r = rng.uniform(0.07, 0.15) * h
+        cx = rng.uniform(0.2, 0.8) * w
+        cy = rng.uniform(0.12, 0.45) * h + 1.1 * r
+        labels = _Labels(h, w)
+        self.figure(labels, cx, cy, r, self.light * (0.6 + 0.6 * self.ambient))
+        label, field = labels.field()
+        self.paint(label > 0, field * self.key_light(cx, r)[..., None])
+
+    def figure(self, labels, cx, cy, r, light):
+        """Draws a head (centre ``cx, cy``, radius ``r``) and shoulders into ``labels``."""
+        rng, draw = self.rng, labels.draw
+        tone = rng.uniform(0, len(_SKIN_TONES) - 1)
+        low = int(min(tone, len(_SKIN_TONES) - 2))
+        skin = (_SKIN_TONES[low] + (tone - low) * (_SKIN_TONES[low + 1] - _SKIN_TONES[low])) * light
+        hair = labels.add(_color(rng, *_HAIR[int(rng.integers(len(_HAIR)))]) * light)
+        clothes = labels.add(_color(rng, (20, 20, 25), (235, 230, 220)) * light)
+        face, neck = labels.add(skin), labels.add(skin * 0.82)
+        shoulders = cy + r * rng.uniform(1.5, 1.9)
+        half = r * rng.uniform(2.2, 3.2)
+        draw.ellipse([cx - half, shoulders - 0.5 * r, cx + half, shoulders + 2.0 * r], fill=clothes)
+        draw.rectangle([cx - half, shoulders + 0.75 * r, cx + half, self.h + 1], fill=clothes)
+        style = rng.random()
+        if style < 0.35:  # long hair falls behind the head and the neck onto the shoulders
+            draw.ellipse([cx - 1.12 * r, cy - 1.2 * r, cx + 1.12 * r, cy + rng.uniform(1.3, 2.5) * r],
+                         fill=hair)
+        draw.rectangle([cx - 0.42 * r, cy + 0.5 * r, cx + 0.42 * r, shoulders + 0.1 * r], fill=neck)
+        if rng.random() < 0.5:  # an open neckline
+            draw.polygon([(cx - 0.5 * r, shoulders - 0.25 * r), (cx + 0.5 * r, shoulders - 0.25 * r),
+                          (cx, shoulders + rng.uniform(0.4, 1.0) * r)], fill=neck)
+        for side in (-1, 1):  # ears
+            draw.ellipse([cx + side * 0.82 * r - 0.14 * r, cy - 0.2 * r,
+                          cx + side * 0.82 * r + 0.14 * r, cy + 0.3 * r], fill=face)
+        draw.ellipse([cx - 0.82 * r, cy - 1.1 * r, cx + 0.82 * r, cy + r], fill=face)
+        if style < 0.8:  # hair over the top of the head, a side parting
+            top = cy - rng.uniform(1.18, 1.35) * r
+            draw.chord([cx - 0.9 * r, top, cx + 0.9 * r, cy + rng.uniform(0.1, 0.5) * r], 180, 360,
+                       fill=hair)
+            for _ in range(int(rng.integers(0, 7))):  # flyaway strands against what is behind
+                a = rng.uniform(0.1, 0.9) * math.pi
+                x0, y0 = cx + 0.85 * r * math.cos(a), cy - 0.35 * r - 0.85 * r * math.sin(a)
+                reach = rng.uniform(0.15, 0.45) * r
+                bend = rng.normal(0, 0.4)
+                draw.line([(x0, y0), (x0 + reach * math.cos(a + bend), y0 - reach * math.sin(a + bend))],
+                          fill=hair, width=1)
+        elif style < 0.9:  # a hat
+            brim = rng.uniform(1.1, 1.5) * r
+            crown = labels.add(_color(rng, (20, 20, 20), (200, 180, 150)) * light)
+            draw.rectangle([cx - 0.8 * r, cy - 1.6 * r, cx + 0.8 * r, cy - 0.7 * r], fill=crown)
+            draw.ellipse([cx - brim, cy - 0.9 * r, cx + brim, cy - 0.6 * r], fill=crown)
+        if r >= 6:  # eyes, brows and mouth
+            dark = labels.add(np.array((35, 25, 22), np.float32) * light)
+            lips = labels.add(skin * np.array((0.85, 0.62, 0.62), np.float32))
+            for side in (-1, 1):
+                ex = cx + side * 0.33 * r
+                draw.ellipse([ex - 0.1 * r, cy - 0.16 * r, ex + 0.1 * r, cy - 0.04 * r], fill=dark)
+                draw.line([(ex - 0.16 * r, cy - 0.32 * r), (ex + 0.16 * r, cy - 0.34 * r)],
+                          fill=hair, width=max(1, int(0.06 * r)))
+            draw.ellipse([cx - 0.24 * r, cy + 0.45 * r, cx + 0.24 * r, cy + 0.58 * r], fill=lips)
+
+    def key_light(self, cx, r):
+        """Shading ``[H, W]`` of a figure at ``cx`` lit from one side."""
+        strength = self.rng.uniform(-0.3, 0.3)
+        across = np.clip(1 + strength * (self.xx[:1] - cx) / (2.5 * r), 0.6, 1.15)
+        return np.broadcast_to(across, (self.h, self.w))
+
+    def studio(self):
+        """A portrait or a still life in front of plain bright studio paper: no sky anywhere."""
+        rng, h, w = self.rng, self.h, self.w
+        paper = _color(rng, *_BACKDROPS[int(rng.integers(len(_BACKDROPS)))])
+        light = rng.uniform(0.85, 1.1)
+        cx, cy = rng.uniform(0.25, 0.75) * w, rng.uniform(0.1, 0.5) * h  # where the light is brightest
+        r2 = ((self.xx[:1] - cx) / w) ** 2 + ((self.yy[:, :1] - cy) / h) ** 2
+        grain = _noise(rng, h, w, 3, 4, octaves=2)
+        shade = (1.06 - rng.uniform(0.1, 0.7) * r2) * (1 + 0.04 * (grain - 0.5))
+        bend = rng.uniform(0.72, 1.15) * h  # where the paper sweeps onto the floor
+        shade *= 1 - rng.uniform(0.04, 0.2) / (1 + np.exp(-(self.yy[:, :1] - bend) / (0.04 * h)))
+        labels = _Labels(h, w)
+        if rng.random() < 0.7:
+            r = rng.uniform(0.09, 0.17) * h
+            x = rng.uniform(0.3, 0.7) * w
+            self.figure(labels, x, rng.uniform(0.25, 0.48) * h, r, light)
+            key = self.key_light(x, r)
+        else:
+            self.still_life(labels, light)
+            key = self.key_light(w / 2, 0.15 * w)
+        label, subject = labels.field()
+        shadow_image = Image.fromarray(((label > 0) * np.uint8(255)))
+        shadow_image = shadow_image.transform(  # the subject's soft shadow on the paper
+            shadow_image.size, Image.Transform.AFFINE,
+            (1, 0, -rng.uniform(-0.06, 0.06) * w, 0, 1, -rng.uniform(0.0, 0.04) * h))
+        shadow = np.asarray(shadow_image.filter(ImageFilter.GaussianBlur(0.03 * self.s)), np.float32)
+        field = (paper * light) * (shade * (1 - rng.uniform(0.1, 0.35) * shadow / 255))[..., None]
+        field = np.where((label > 0)[..., None], subject * key[..., None], field)
+        self.paint(np.ones((h, w), bool), field)
+
+    def still_life(self, labels, light):
+        """A table edge with one to three objects on it: bottles, vases, boxes, fruit, mugs."""
+        rng, h, w, draw = self.rng, self.h, self.w, labels.draw
+        table_y = rng.uniform(0.6, 0.85) * h
+        draw.rectangle([0, table_y, w, h], fill=labels.add(_color(rng, *_WOODS) * light * 1.2))
+        count = int(rng.integers(1, 4))
+        for i in range(count):
+            x = (i + rng.uniform(0.3, 0.7)) / count * w
+            base = table_y + rng.uniform(0.03, 0.12) * h
+            size = rng.uniform(0.3, 0.6) * h
+            color = labels.add(_color(rng, (20, 20, 30), (235, 225, 210)) * light)
+            kind = rng.integers(4)
+            if kind == 0:  # bottle or vase: a profile turned around its axis
+                t = np.linspace(0, 1, 12)
+                body = rng.uniform(0.12, 0.25) * size
+                neck = body * rng.uniform(0.25, 0.6)
+                radius = np.where(t < 0.6, body * (1 - 0.2 * (t / 0.6 - 0.5) ** 2), neck)
+                ys = base - t * size
+                points = [(x + r, y) for r, y in zip(radius, ys)] + [(x - r, y) for r, y in
+                                                                      zip(radius[::-1], ys[::-1])]
+                draw.polygon(points, fill=color)
+            elif kind == 1:  # box
+                half, top = rng.uniform(0.2, 0.45) * size, base - rng.uniform(0.3, 0.8) * size
+                lid = labels.add(labels.colors[color] * 1.15)
+                draw.polygon([(x - half, top), (x + half, top), (x + 0.8 * half, top - 0.2 * half),
+                              (x - 1.2 * half, top - 0.2 * half)], fill=lid)
+                draw.rectangle([x - half, top, x + half, base], fill=color)
+            elif kind == 2:  # fruit or ball
+                r = rng.uniform(0.12, 0.25) * size
+                draw.ellipse([x - r, base - 2 * r, x + r, base], fill=color)
+            else:  # mug with a handle
+                half, top = rng.uniform(0.12, 0.2) * size, base - rng.uniform(0.25, 0.4) * size
+                draw.ellipse([x + 0.7 * half, top + 0.2 * (base - top), x + 1.6 * half,
+                              base - 0.2 * (base - top)], outline=color, width=max(1, int(0.2 * half)))
+                draw.rectangle([x - half, top, x + half, base], fill=color)
 
     def water(self):
         """Water below the horizon that mirrors (darker, rippled) whatever is above it."""
@@ -959,10 +1389,11 @@ class _Scene:
             field[beams] *= 0.7
             self.paint(region, field)
 
-    def closeup(self):
-        """A frame with no sky at all: a brick wall, dense foliage or a facade with windows."""
+    def closeup(self, kind=None):
+        """A frame with no sky at all: a brick wall (0), dense foliage (1) or a facade (2)."""
         rng, h, w = self.rng, self.h, self.w
-        kind = rng.integers(3)
+        if kind is None:
+            kind = rng.integers(3)
         noise = _noise(rng, h, w, 6, 6, octaves=5)
         if kind == 0:
             brick = _color(rng, (110, 50, 35), (190, 130, 100))
@@ -992,6 +1423,409 @@ class _Scene:
             field[frame] *= 0.6
         self.paint(np.ones((h, w), bool), self.lit(field) / max(self.light, 0.4))
 
+    # -- interiors -----------------------------------------------------------------------
+
+    def interior(self):
+        """A room in perspective: ceiling, walls, floor, furniture, lamps, maybe windows.
+
+        The ceiling keeps the top rows of the frame (white, cream, grey, wood or office tiles,
+        with beams, recessed lights, a pendant, a dome light or a fan), so a bright flat region
+        at the top that is not sky is common. Windows show the sky (labelled sky) only with
+        ``window_sky``, otherwise foliage (``trees``) or a facade (``buildings``); a room with
+        neither has no windows. What they show is drawn from its own generator, so the room is
+        the same whatever is outside.
+        """
+        rng, h, w = self.rng, self.h, self.w
+        view_rng = np.random.default_rng(int(rng.integers(2**63)))
+        room = _Room(rng, h, w)
+        face, z, X, Y = room.surfaces()
+        depth = z * room.focal
+        tint = (1.06, 0.97, 0.84) if self.time in ("dusk", "night") else (0.98, 1.0, 1.02)
+        light = rng.uniform(*_ROOM_LIGHT[self.time]) * np.array(tint, np.float32)
+        ceiling_kind, shares, ranges = zip(*_CEILINGS)
+        kind = int(rng.choice(len(shares), p=shares))
+        ceiling_kind = ceiling_kind[kind]
+        ceiling = _color(rng, *ranges[kind])
+        wall_ranges, wall_shares = zip(*_WALLS)
+        walls = _color(rng, *wall_ranges[int(rng.choice(len(wall_shares), p=wall_shares))])
+        if rng.random() < 0.8:
+            back = walls
+        else:  # an accent wall
+            back = _color(rng, *wall_ranges[int(rng.integers(len(wall_ranges)))])
+        floor_kind = int(rng.integers(len(_FLOORS)))
+        floor = _color(rng, *_FLOORS[floor_kind])
+        face_shade = rng.uniform((0.9, 0.6, 0.66, 0.66, 0.8), (1.08, 0.95, 1.0, 1.0, 1.04))
+        face_shade = face_shade.astype(np.float32)
+        palette = np.stack([ceiling, floor, walls, walls, back]) * face_shade[:, None] * light
+        field = palette[face]
+        shade = 1 + 0.16 * (_noise(rng, h, w, 2, 3, octaves=2) - 0.5)
+        self.room_surfaces(room, field, shade, face, X, Y, depth, ceiling_kind, floor_kind, palette, light)
+
+        labels = _Labels(h, w)
+        panes_image, blinds_image = Image.new("L", (w, h), 0), Image.new("L", (w, h), 0)
+        panes, blinds = ImageDraw.Draw(panes_image), ImageDraw.Draw(blinds_image)
+
+        def in_front(points, label, line=0):  # drawn over the windows: hides what they show
+            if line:
+                for draw, fill in ((labels.draw, label), (panes, 0), (blinds, 0)):
+                    draw.line(points, fill=fill, width=line)
+            else:
+                for draw, fill in ((labels.draw, label), (panes, 0), (blinds, 0)):
+                    draw.polygon(points, fill=fill)
+
+        if self.features["window_sky"]:
+            view = "sky"
+        elif self.features["trees"] and self.features["buildings"]:
+            view = "foliage" if view_rng.random() < 0.5 else "facade"
+        else:
+            view = "foliage" if self.features["trees"] else "facade" if self.features["buildings"] else None
+        window_wall, curtains, blind = self.windows(room, labels, panes, blinds, in_front,
+                                                    light, draw=view is not None)
+        free = [wall for wall in ("back", "left", "right") if wall != window_wall]
+        decor_wall = free[int(rng.integers(len(free)))]
+        self.wall_decor(room, labels, decor_wall, light * face_shade[{"back": _BACK, "left": _LEFT,
+                                                                      "right": _RIGHT}[decor_wall]])
+        self.furniture(room, labels, in_front, light)
+        self.lamps(room, labels, in_front, light)
+
+        label, colors = labels.field()
+        pane = np.asarray(panes_image) > 0
+        if blind is not None:  # slats in the windows' plane, gaps between them
+            pitch, share, blind_label = blind
+            slat = (np.asarray(blinds_image) > 0) & ((Y / pitch) % 1 < share)
+            label = np.where(slat, np.uint8(blind_label), label)
+            colors[slat] = labels.colors[blind_label]
+            pane &= ~slat
+        if curtains:  # folds, along the wall
+            fabric = np.isin(label, curtains)
+            along = np.where(face[fabric] == _BACK, X[fabric], depth[fabric])
+            shade[fabric] *= 0.78 + 0.22 * np.sin(along * (2 * math.pi / (0.04 * room.width))
+                                                 + rng.uniform(0, 6))
+        np.copyto(field, colors, where=(label > 0)[..., None])
+        field *= shade[..., None]
+        self.sky[:] = False
+        if view is not None and pane.any():
+            rows, cols = np.flatnonzero(pane.any(axis=1)), np.flatnonzero(pane.any(axis=0))
+            self.window_view(view_rng, view, rows[0], rows[-1] + 1, cols[0], cols[-1] + 1, room.vy)
+            self.sky &= pane
+        self.paint(~pane, field)
+
+    def room_surfaces(self, room, field, shade, face, X, Y, depth, ceiling_kind, floor_kind, palette,
+                      light):
+        """Textures of the ceiling, the walls and the floor, in place on ``field`` and ``shade``.
+
+        Each works on its surface's pixels only (flat indices), in float32.
+        """
+        rng = self.rng
+        field, shade, face = field.reshape(-1, 3), shade.reshape(-1), face.reshape(-1)
+        X, Y, depth = X.reshape(-1), Y.reshape(-1), depth.reshape(-1)
+        f32 = np.float32
+        ceiling = np.flatnonzero(face == _CEILING)
+        cx, cd = X[ceiling], depth[ceiling]
+        shade[ceiling] *= 1 + f32(rng.uniform(-0.25, 0.2)) * (cd / f32(room.focal) - f32(0.6))
+        if ceiling_kind == "wood":  # boards, running to the back or across
+            q = (cx if rng.random() < 0.5 else cd) / f32(rng.uniform(0.05, 0.1) * room.width)
+            grain = (f32(0.86) + f32(0.28) * ((np.floor(q) * f32(0.618034)) % 1)) * np.where(
+                q % 1 < 0.07, f32(0.65), f32(1.0))
+            shade[ceiling] *= grain
+        elif ceiling_kind == "tiles":  # an office's suspended ceiling
+            tile = f32(rng.uniform(0.12, 0.2) * room.width)
+            shade[ceiling[((cx / tile) % 1 < 0.05) | ((cd / tile) % 1 < 0.05)]] *= f32(0.8)
+        if ceiling_kind != "tiles" and rng.random() < 0.25:  # beams across the room
+            spacing = f32(rng.uniform(0.25, 0.5) * room.width)
+            beam = (cd / spacing + f32(rng.uniform(0, 1))) % 1 < rng.uniform(0.1, 0.22)
+            field[ceiling[beam]] = (_color(rng, *_WOODS) * light if rng.random() < 0.6
+                                    else palette[_CEILING] * 0.9)
+        if ceiling_kind != "wood" and rng.random() < 0.35:  # recessed lights, blown out
+            cell = f32(rng.uniform(0.25, 0.45) * room.width)
+            u = (cx / cell) % 1 - f32(0.5)
+            v = (cd / cell + f32(rng.uniform(0, 1))) % 1 - f32(0.5)
+            field[ceiling[u**2 + v**2 < rng.uniform(0.004, 0.012)]] = 320.0
+        walls = np.flatnonzero(face >= _LEFT)
+        wy = Y[walls]
+        skirting = walls[wy > room.bottom - rng.uniform(0.02, 0.05) * room.height]
+        field[skirting] = (_color(rng, (225, 225, 220), (250, 250, 248)) if rng.random() < 0.6
+                           else _color(rng, *_WOODS)) * light * 0.9
+        if rng.random() < 0.3:  # cornice under the ceiling
+            cornice = walls[wy < -room.top + 0.03 * room.height]
+            field[cornice] = np.array((238, 238, 234), f32) * light * 0.95
+        if rng.random() < 0.12:  # striped wallpaper
+            along = np.where(face[walls] == _BACK, X[walls], depth[walls])
+            shade[walls[(along / f32(rng.uniform(0.03, 0.08) * room.width)) % 1 < 0.5]] *= f32(0.9)
+        floor = np.flatnonzero(face == _FLOOR)
+        fx, fd = X[floor], depth[floor]
+        if floor_kind < 2:  # wooden boards with staggered ends
+            board = f32(rng.uniform(0.06, 0.12) * room.width)
+            q = fx / board
+            row = np.floor(q)
+            ends = (fd / (board * f32(rng.uniform(4, 8))) + row * f32(0.37)) % 1 < 0.03
+            shade[floor] *= (f32(0.85) + f32(0.3) * ((row * f32(0.618034)) % 1)) * np.where(
+                (q % 1 < 0.05) | ends, f32(0.7), f32(1.0))
+        elif floor_kind < 4:  # tiles, sometimes a chequerboard
+            tile = f32(rng.uniform(0.15, 0.3) * room.width)
+            u, v = fx / tile, fd / tile
+            if rng.random() < 0.3:
+                shade[floor[(np.floor(u) + np.floor(v)) % 2 == 0]] *= f32(0.6)
+            shade[floor[(u % 1 < 0.04) | (v % 1 < 0.04)]] *= f32(0.75)
+
+    def windows(self, room, labels, panes, blinds, in_front, light, draw):
+        """Lays out 1-3 windows on one wall: frames, mullions, sills, curtains or blinds.
+
+        The panes go into ``panes`` (what is outside shows there); nothing is drawn when
+        ``draw`` is false, but the same numbers are drawn from the generator. Returns the wall,
+        the curtains' labels and ``(pitch, share, label)`` of blinds or ``None``.
+        """
+        rng = self.rng
+        count = int(rng.integers(1, 4))
+        top = -room.top + room.height * rng.uniform(0.1, 0.25)
+        bottom = (room.bottom - 0.02 * room.height if rng.random() < 0.2
+                  else top + room.height * rng.uniform(0.35, 0.6))
+        side = "left" if rng.random() < 0.5 else "right"
+        wall = side if rng.random() < 0.4 and room.wall_span(side, top) else "back"
+        a0, a1 = room.wall_span(wall, top) or room.wall_span("back") or (-room.left, room.right)
+        slot = (a1 - a0) / count
+        frame_color = [(np.array((238, 238, 234)), 0.5), (_color(rng, *_WOODS), 0.3),
+                       (_color(rng, (30, 30, 32), (90, 90, 95)), 0.2)]
+        frame_color = frame_color[int(rng.choice(3, p=[c[1] for c in frame_color]))][0]
+        frame = labels.add(np.asarray(frame_color, np.float32) * light)
+        sill = labels.add(np.asarray(frame_color, np.float32) * light * 1.08)
+        columns, rows = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+        dressing = rng.random()
+        fabric = labels.add(_color(rng, *_FABRICS[int(rng.integers(len(_FABRICS)))]) * light)
+        curtains, blind = [], None
+        if dressing < 0.2:
+            blind = (rng.uniform(0.012, 0.03) * room.height, rng.uniform(0.55, 1.0),
+                     labels.add(_color(rng, (200, 200, 195), (245, 242, 235)) * light * 0.95))
+        for i in range(count):
+            span = slot * rng.uniform(0.5, 0.85)
+            w0 = a0 + i * slot + rng.uniform(0, 1) * (slot - span)
+            w1 = w0 + span
+            thick = rng.uniform(0.03, 0.06) * min(span, bottom - top)
+            bar = thick * rng.uniform(0.4, 0.8)
+            curtain = dressing >= 0.2 and dressing < 0.6
+            drop = rng.uniform(0.15, 1.0)
+            left_share, right_share = rng.uniform(0.08, 0.4, 2)
+            to_floor = rng.random() < 0.5
+            if not draw:
+                continue
+            labels.draw.polygon(room.wall_rect(wall, w0, w1, top, bottom), fill=frame)
+            labels.draw.polygon(room.wall_rect(wall, w0 - 0.05 * span, w1 + 0.05 * span, bottom,
+                                               bottom + 0.03 * room.height), fill=sill)
+            inner = (w0 + thick, w1 - thick, top + thick, bottom - thick)
+            across = np.linspace(inner[0], inner[1], columns + 1)
+            down = np.linspace(inner[2], inner[3], rows + 1)
+            for c in range(columns):  # panes between the mullions (bars of width ``bar``)
+                p0 = across[c] + (bar / 2 if c else 0)
+                p1 = across[c + 1] - (bar / 2 if c < columns - 1 else 0)
+                for r in range(rows):
+                    q0 = down[r] + (bar / 2 if r else 0)
+                    q1 = down[r + 1] - (bar / 2 if r < rows - 1 else 0)
+                    panes.polygon(room.wall_rect(wall, p0, p1, q0, q1), fill=1)
+            if blind is not None:
+                blinds.polygon(room.wall_rect(wall, inner[0], inner[1], inner[2],
+                                              inner[2] + drop * (inner[3] - inner[2])), fill=1)
+            if curtain:
+                hem = room.bottom if to_floor else bottom + 0.08 * room.height
+                rod = top - 0.05 * room.height
+                b = np.linspace(rod, hem, 12)
+                wave = 0.025 * span * np.sin(b / (0.05 * room.height))
+                sides = ((left_share, w0 - 0.06 * span, 1), (right_share, w1 + 0.06 * span, -1))
+                for share, outer, sign in sides:
+                    edge = outer + sign * (0.06 * span + share * span) + wave
+                    points = [room.on_wall(wall, outer, rod)]
+                    points += [room.on_wall(wall, a, y) for a, y in zip(edge, b)]
+                    points.append(room.on_wall(wall, outer, hem))
+                    in_front(points, fabric)
+                curtains = [fabric]
+        return wall, curtains, blind
+
+    def wall_decor(self, room, labels, wall, light):
+        """Framed pictures (some of landscapes with a painted sky, not sky) and shelves of books."""
+        rng = self.rng
+        span = room.wall_span(wall, -room.top * 0.8)
+        count = int(rng.integers(0, 3))
+        shelf = rng.random() < 0.3
+        if span is None:
+            return
+        a0, a1 = span
+        for i in range(count):
+            size = rng.uniform(0.1, 0.25) * room.width
+            tall = size * rng.uniform(0.6, 1.3)
+            centre = a0 + (i + rng.uniform(0.3, 0.7)) * (a1 - a0) / max(count, 1)
+            mid = -room.top + rng.uniform(0.3, 0.45) * room.height
+            q0, q1, p0, p1 = centre - size / 2, centre + size / 2, mid - tall / 2, mid + tall / 2
+            rim = 0.06 * size
+            labels.draw.polygon(room.wall_rect(wall, q0, q1, p0, p1),
+                                fill=labels.add(_color(rng, (20, 18, 15), (200, 170, 100)) * light))
+            inner = (q0 + rim, q1 - rim, p0 + rim, p1 - rim)
+            horizon = inner[2] + rng.uniform(0.3, 0.7) * (inner[3] - inner[2])
+            sky = _color(rng, (90, 130, 190), (235, 235, 230)) if rng.random() < 0.6 else _color(
+                rng, (30, 30, 30), (230, 220, 200))
+            labels.draw.polygon(room.wall_rect(wall, inner[0], inner[1], inner[2], horizon),
+                                fill=labels.add(sky * light))
+            labels.draw.polygon(room.wall_rect(wall, inner[0], inner[1], horizon, inner[3]),
+                                fill=labels.add(_color(rng, (30, 50, 20), (190, 160, 110)) * light))
+        if shelf:
+            q0 = a0 + rng.uniform(0, 0.5) * (a1 - a0)
+            q1 = min(a1, q0 + rng.uniform(0.2, 0.4) * room.width)
+            level = -room.top + rng.uniform(0.25, 0.5) * room.height
+            board = labels.add(_color(rng, *_WOODS) * light)
+            q = q0
+            while q < q1 - 0.02 * room.width:  # books standing on the board
+                thick = rng.uniform(0.015, 0.035) * room.width
+                tall = rng.uniform(0.07, 0.13) * room.height
+                labels.draw.polygon(room.wall_rect(wall, q, min(q + thick, q1), level - tall, level),
+                                    fill=labels.add(_color(rng, (30, 25, 25), (210, 190, 160)) * light))
+                q += thick * rng.uniform(1.0, 1.3)
+                if len(labels.colors) > 120:
+                    break
+            labels.draw.polygon(room.wall_rect(wall, q0, q1, level, level + 0.015 * room.height),
+                                fill=board)
+
+    def furniture(self, room, labels, in_front, light):
+        """Up to three pieces standing on the floor: sofas, tables, cabinets, far ones first."""
+        rng = self.rng
+        pieces = []
+        for _ in range(int(rng.integers(0, 4))):
+            kind = rng.random()
+            size = rng.uniform(0.18, 0.45) * room.width
+            x0 = rng.uniform(-room.left, room.right - size)
+            far = rng.uniform(0.55, 1.0)
+            deep = rng.uniform(0.12, 0.3) * room.width / room.focal
+            near = max(far - deep, 0.3)
+            fabric = _color(rng, *_FABRICS[int(rng.integers(len(_FABRICS)))])
+            if rng.random() < 0.7:
+                wood = _color(rng, *_WOODS)
+            else:  # painted white
+                wood = _color(rng, (215, 215, 210), (248, 248, 245))
+            floor, H = room.bottom, room.height
+            boxes = []
+            if kind < 0.4:  # sofa: seat, back, arms
+                arm = 0.1 * size
+                back = far - 0.25 * (far - near)
+                boxes = [(x0, x0 + size, floor - 0.4 * H, floor - 0.18 * H, back, far, fabric),
+                         (x0, x0 + size, floor - 0.2 * H, floor, near, far, fabric),
+                         (x0, x0 + arm, floor - 0.27 * H, floor, near, far, fabric * 0.92),
+                         (x0 + size - arm, x0 + size, floor - 0.27 * H, floor, near, far, fabric * 0.92)]
+            elif kind < 0.75:  # table: legs behind, top, legs in front
+                top = floor - rng.uniform(0.3, 0.42) * H
+                leg = 0.05 * size
+                slab = 0.04 * H
+                legs = [(x, x + leg, top + slab, floor, zz - 0.02 * (far - near), zz, wood * 0.8)
+                        for zz in (far, near + 0.06 * (far - near))
+                        for x in (x0 + leg, x0 + size - 2 * leg)]
+                boxes = legs[:2] + [(x0, x0 + size, top, top + slab, near, far, wood)] + legs[2:]
+            else:  # cabinet or bookcase
+                boxes = [(x0, x0 + size * 0.6, floor - rng.uniform(0.35, 0.85) * H, floor, near, far, wood)]
+            pieces.append((far, boxes))
+        for _, boxes in sorted(pieces, key=lambda piece: -piece[0]):
+            for box in boxes:
+                self.room_box(room, labels, in_front, light, *box)
+
+    def room_box(self, room, labels, in_front, light, x0, x1, y0, y1, near, far, color):
+        """The faces of a box that the camera sees, each shaded: top, one side, front."""
+        point = room.point
+        color = np.asarray(color, np.float32) * light
+        if y0 > 0:  # the top is below eye level
+            in_front([point(x0, y0, near), point(x1, y0, near), point(x1, y0, far), point(x0, y0, far)],
+                     labels.add(color * 1.08))
+        for x, visible in ((x0, x0 > 0), (x1, x1 < 0)):
+            if visible:
+                in_front([point(x, y0, near), point(x, y0, far), point(x, y1, far), point(x, y1, near)],
+                         labels.add(color * 0.72))
+        in_front([point(x0, y0, near), point(x1, y0, near), point(x1, y1, near), point(x0, y1, near)],
+                 labels.add(color * 0.88))
+
+    def lamps(self, room, labels, in_front, light):
+        """A pendant, a dome light or a ceiling fan, and sometimes a blown-out floor lamp."""
+        rng = self.rng
+        fixture = rng.random()
+        lit = self.time == "night" or rng.random() < 0.4
+        x = rng.uniform(-0.5 * room.left, 0.5 * room.right)
+        z = rng.uniform(0.45, 0.9)
+        ceiling = -room.top
+        glowing = np.array((255, 246, 225), np.float32) * 1.35
+        if fixture < 0.35:  # pendant: a cord and a shade
+            drop = rng.uniform(0.08, 0.3) * room.height
+            tall = rng.uniform(0.06, 0.12) * room.height
+            wide = rng.uniform(0.08, 0.2) * room.width
+            narrow = wide * rng.uniform(0.3, 0.7)
+            cord = labels.add(np.array((40, 40, 40), np.float32) * light)
+            in_front([room.point(x, ceiling, z), room.point(x, ceiling + drop, z)], cord, line=1)
+            shade = glowing if lit else _color(rng, (20, 20, 20), (220, 215, 200)) * light
+            y = ceiling + drop
+            in_front([room.point(x - narrow / 2, y, z), room.point(x + narrow / 2, y, z),
+                      room.point(x + wide / 2, y + tall, z), room.point(x - wide / 2, y + tall, z)],
+                     labels.add(shade))
+            if lit:
+                gx, gy = room.point(x, y + tall, z)
+                self.glows.append((gx, gy, wide / z, glowing / 1.35, 0.35))
+        elif fixture < 0.55:  # dome light flush with the ceiling
+            radius = rng.uniform(0.05, 0.1) * room.width
+            t = np.linspace(0, 2 * math.pi, 20, endpoint=False)
+            zs = z + radius * np.sin(t) / room.focal
+            points = [room.point(x + radius * math.cos(a), ceiling, zz) for a, zz in zip(t, zs)]
+            in_front(points, labels.add(glowing if lit else np.array((235, 235, 230), np.float32) * light))
+            if lit:
+                gx, gy = room.point(x, ceiling, z)
+                self.glows.append((gx, gy, 1.5 * radius / z, glowing / 1.35, 0.3))
+        elif fixture < 0.7:  # ceiling fan
+            y = ceiling + 0.08 * room.height
+            rod = labels.add(np.array((60, 55, 50), np.float32) * light)
+            in_front([room.point(x, ceiling, z), room.point(x, y, z)], rod, line=2)
+            blade = labels.add((_color(rng, *_WOODS) if rng.random() < 0.5 else
+                                np.array((230, 230, 225), np.float32)) * light * 0.85)
+            reach, start = rng.uniform(0.12, 0.22) * room.width, rng.uniform(0, math.pi)
+            depth = z * room.focal
+            blades = int(rng.integers(3, 6))
+            for k in range(blades):
+                a = start + k * 2 * math.pi / blades
+                c, s = math.cos(a), math.sin(a)
+                corners = [(0.15, -0.08), (1.0, -0.13), (1.0, 0.13), (0.15, 0.08)]
+                in_front([room.point(x + reach * (u * c - v * s), y,
+                                     (depth + reach * (u * s + v * c)) / room.focal)
+                          for u, v in corners], blade)
+            hub = 0.05 * room.width
+            y0, y1 = y - 0.02 * room.height, y + 0.02 * room.height
+            in_front([room.point(x - hub, y0, z), room.point(x + hub, y0, z),
+                      room.point(x + hub, y1, z), room.point(x - hub, y1, z)], rod)
+        if rng.random() < (0.6 if self.time == "night" else 0.25):  # a floor lamp, blown out
+            x = rng.choice([-0.8 * room.left, 0.8 * room.right]) * rng.uniform(0.6, 1.0)
+            z = rng.uniform(0.6, 0.95)
+            top = room.bottom - rng.uniform(0.55, 0.75) * room.height
+            wide = rng.uniform(0.06, 0.12) * room.width
+            tall = wide * rng.uniform(0.6, 1.0)
+            pole = labels.add(np.array((50, 45, 40), np.float32) * light)
+            in_front([room.point(x, room.bottom, z), room.point(x, top, z)], pole, line=2)
+            in_front([room.point(x - 0.35 * wide, top - tall, z),
+                      room.point(x + 0.35 * wide, top - tall, z),
+                      room.point(x + wide / 2, top, z), room.point(x - wide / 2, top, z)],
+                     labels.add(glowing))
+            gx, gy = room.point(x, top - tall / 2, z)
+            self.glows.append((gx, gy, 1.1 * wide / z, glowing / 1.35, 0.35))
+
+    def window_view(self, rng, kind, y0, y1, x0, x1, eye):
+        """Renders what the windows show into rows ``y0:y1``, columns ``x0:x1``, with its sky.
+
+        ``"sky"`` is an outdoor scene of this scene's features whose horizon is at eye level
+        ``eye``; ``"foliage"`` and ``"facade"`` fill the view (no sky). The view is exposed for
+        the room, so a bright sky is often blown out to white.
+        """
+        features = {**self.features, "interior": False, "person": False, "bare_canopy": False}
+        view = _Scene(rng, y1 - y0, x1 - x0, features)
+        if kind == "sky":
+            view.horizon = float(max(eye - y0, 1.0))
+            view.tilt = 0.0
+            view.outdoor()
+        else:
+            view.closeup(1 if kind == "foliage" else int(rng.choice([0, 2])))
+        if self.time in ("day", "overcast") and rng.random() < 0.6:
+            gain = rng.uniform(1.1, 1.9)
+        else:
+            gain = rng.uniform(0.85, 1.15)
+        self.image[y0:y1, x0:x1] = view.image * gain
+        self.sky[y0:y1, x0:x1] = view.sky
+
     # -- camera ---------------------------------------------------------------------------
 
     def camera(self):
@@ -1002,6 +1836,14 @@ class _Scene:
             x, y, glow, color = self.sun
             d = np.hypot(self.xx - x, self.yy - y)
             image = image + color * (0.35 * np.exp(-((d / (1.5 * glow)) ** 2)))[..., None]
+        for x, y, radius, color, strength in self.glows:  # lamps flare over what is near them
+            y0, y1 = int(max(0, y - 3 * radius)), int(min(h, y + 3 * radius + 1))
+            x0, x1 = int(max(0, x - 3 * radius)), int(min(w, x + 3 * radius + 1))
+            if y0 < y1 and x0 < x1:
+                d2 = (self.xx[y0:y1, x0:x1] - x) ** 2 + (self.yy[y0:y1, x0:x1] - y) ** 2
+                flare = strength * np.exp(-d2 / radius**2)
+                image = image.copy() if image is self.image else image
+                image[y0:y1, x0:x1] += np.asarray(color, np.float32) * flare[..., None]
         warmth, green = rng.uniform(-0.06, 0.06), rng.uniform(-0.01, 0.01)
         exposure = rng.uniform(1.15, 1.6) if rng.random() < 0.12 else rng.uniform(0.8, 1.15)
         gain = exposure * np.array((1 + warmth, 1 + green, 1 - warmth), np.float32)

@@ -65,6 +65,12 @@ class TrainConfig:
             (halve after ``reduce_lr_patience`` epochs without validation IoU gain).
         reduce_lr_patience: Patience of the plateau schedule.
         early_stopping_patience: Stop after this many epochs without gain (``None``: never).
+        monitor: The validation figure that picks the best epoch (``best.keras``), early
+            stopping and the plateau schedule; higher is better. ``"val_iou"`` (default), or,
+            when a ``"mix"`` validates on several sources or on a negatives source (each epoch
+            logs per-source figures, :mod:`skyseg_tf.training.validation`), ``"val_score"`` (the
+            mean over sources of their IoU, or ``1 -`` the share of photos with more than 1% false
+            sky for photos without sky) or one source's figure such as ``"val_msrc_v2_iou"``.
         freeze_encoder_epochs: Train only the decoder for the first N epochs.
         bn_momentum: Override the momentum of every BatchNormalization layer (``None``: keep
             the architecture's). Keras's MobileNetV3 uses 0.999, whose moving statistics need
@@ -115,6 +121,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     reduce_lr_patience: int = 3
     early_stopping_patience: Optional[int] = None
+    monitor: str = "val_iou"
     freeze_encoder_epochs: int = 0
     bn_momentum: Optional[float] = None
     mixed_precision: bool = False
@@ -171,6 +178,8 @@ class TrainConfig:
                 _fail("data_kwargs", self.data_kwargs, "data='mix' needs data_kwargs with a list 'sources' of source specs (and optionally 'weights')")
             if self.steps_per_epoch is None:
                 _fail("steps_per_epoch", None, "data='mix' draws from its sources forever; set steps_per_epoch (e.g. the real training images / global_batch_size)")
+        if not (isinstance(self.monitor, str) and self.monitor.startswith("val_")):
+            _fail("monitor", self.monitor, "name a validation figure, e.g. 'val_iou' or (with several validated sources) 'val_score'")
         if (self.val_images is None) != (self.val_masks is None):
             _fail("val_images" if self.val_masks is not None else "val_masks", None, "give val_images and val_masks together (a folder of validation photos and one of their masks)")
         for key in ("val_images", "val_masks"):

@@ -6,7 +6,7 @@ A run directory holds::
     model_rewrites.json  which fast-training rewrites the trained model has (kept on resume)
     history.csv          one row per finished epoch (appended across resumes)
     history.json         the same, as lists per metric
-    best.keras           the model with the best validation IoU
+    best.keras           the model with the best validation figure (``config.monitor``)
     training_curves.png  loss and IoU, train vs validation (the study's Figure 3)
     backup/              BackupAndRestore state while a run is unfinished
     tensorboard/         TensorBoard logs
@@ -29,16 +29,18 @@ import keras
 import tensorflow as tf
 
 from skyseg_tf.data import make_dataset
-from skyseg_tf.data.sources import source_spec
+from skyseg_tf.data.sources import parse_source, source_spec
 from skyseg_tf.losses import get_loss
 from skyseg_tf.metrics import default_metrics
 from skyseg_tf.models import build_model, output_activation
 from skyseg_tf.models.optimize import fuse_batch_norms, split_pays_off, split_upsampling_convs
-from skyseg_tf.training.config import TrainConfig
+from skyseg_tf.training.config import ConfigError, TrainConfig
 from skyseg_tf.training.curves import plot_training_curves
 from skyseg_tf.training.strategy import get_distribution_strategy, is_chief
+from skyseg_tf.training.validation import PerSourceValidation, ValidationSource
 
 MONITOR = "val_iou"
+"""The default of ``TrainConfig.monitor``."""
 BEST_MODEL = "best.keras"
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
@@ -80,10 +82,14 @@ class TrainResult:
 
     Attributes:
         run_dir: The run directory.
-        best_model_path: Path of the best ``.keras`` model (by validation IoU).
+        best_model_path: Path of the best ``.keras`` model (by ``config.monitor``).
         history: Per-epoch values, ``{"loss": [...], "val_iou": [...], ...}``.
-        best_val_iou: The best validation IoU.
+        best_val_iou: The validation IoU of the best epoch (with the default monitor, the best
+            validation IoU).
         epochs_completed: Epochs finished over all (resumed) invocations.
+        monitor: The figure that picked the best epoch (``config.monitor``).
+        best_value: Its value at the best epoch.
+        best_epoch: The best epoch, counted from 1 (``0`` when no epoch finished).
     """
 
     run_dir: str
@@ -91,6 +97,9 @@ class TrainResult:
     history: dict
     best_val_iou: float
     epochs_completed: int
+    monitor: str = MONITOR
+    best_value: float = float("nan")
+    best_epoch: int = 0
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -204,18 +213,55 @@ def _augment(config: TrainConfig):
     return albumentations_augment(config.image_size, config.augment_strength, seed=config.seed)
 
 
+def _per_source_validation(config: TrainConfig, source: dict, common: dict) -> list[ValidationSource] | None:
+    """The validated sources of a mix, each its own pipeline, when there is more than one or a
+    negatives source among them; else ``None`` (Keras validates on the one source)."""
+    if source.get("type") != "mix" or config.val_images is not None:
+        return None
+    arguments = parse_source(source, {})[1]
+    chosen = [(spec, name) for spec, name, use in
+              zip(arguments["sources"], arguments["names"], arguments["validate"]) if use]
+    negative = [isinstance(spec, dict) and spec.get("type") == "negatives" for spec, _ in chosen]
+    if len(chosen) < 2 and not any(negative):
+        return None
+    sources = []
+    for (spec, name), is_negative in zip(chosen, negative):
+        dataset = make_dataset(spec, config.validation_split, config.image_size, augment=False,
+                               training=False, **common)
+        if config.validation_steps is not None:
+            dataset = dataset.take(config.validation_steps)
+        sources.append(ValidationSource(name, dataset, is_negative))
+    return sources
+
+
 def _datasets(config: TrainConfig, strategy: tf.distribute.Strategy):
+    """``(train, validation, per_source)``: ``validation`` is ``None`` when ``per_source`` (a
+    list of :class:`ValidationSource`) does the validating."""
     source = _source(config)
     common = dict(global_batch_size=config.global_batch_size, seed=config.seed, cache=config.cache,
                   resize_mode=config.resize_mode, scale_range=config.scale_range)
     train = make_dataset(source, config.train_split, config.image_size, augment=_augment(config), training=True, **common)
-    validation_source, validation_split = _validation_source(config, source)
-    validation = make_dataset(validation_source, validation_split, config.image_size, augment=False, training=False, **common)
+    per_source = _per_source_validation(config, source, {**common, "cache": False})
+    validation = None
+    if per_source is None:
+        validation_source, validation_split = _validation_source(config, source)
+        validation = make_dataset(validation_source, validation_split, config.image_size, augment=False, training=False, **common)
+        if config.monitor != MONITOR and not config.monitor.startswith(("val_dice", "val_auc", "val_pixel_accuracy", "val_precision", "val_recall", "val_boundary_f")):
+            raise ConfigError(
+                f"Invalid config value monitor={config.monitor!r}: with one validated source the figures are "
+                "val_iou, val_dice, val_auc, val_pixel_accuracy, val_precision, val_recall and val_boundary_f; "
+                "per-source figures such as val_score need data='mix' with several validated sources or a negatives source."
+            )
+    else:
+        keys = PerSourceValidation(per_source).log_keys()
+        if config.monitor not in keys:
+            raise ConfigError(f"Invalid config value monitor={config.monitor!r}: this mix logs {', '.join(keys)}.")
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        train, validation = train.with_options(options), validation.with_options(options)
-    return train, validation
+        train = train.with_options(options)
+        validation = None if validation is None else validation.with_options(options)
+    return train, validation, per_source
 
 
 def read_history(path: str) -> dict:
@@ -238,9 +284,12 @@ def read_history(path: str) -> dict:
     return history
 
 
-def _callbacks(config: TrainConfig, run_dir: str, chief: bool, nan_guard: NaNGuard, best_so_far: float | None):
+def _callbacks(config: TrainConfig, run_dir: str, chief: bool, nan_guard: NaNGuard, best_so_far: float | None,
+               per_source: PerSourceValidation | None = None):
+    monitor = config.monitor
     callbacks = [
         nan_guard,
+        *([per_source] if per_source is not None else []),  # Before the callbacks that read its figures.
         SafeBackupAndRestore(
             nan_guard,
             backup_dir=os.path.join(run_dir, "backup"),
@@ -249,7 +298,7 @@ def _callbacks(config: TrainConfig, run_dir: str, chief: bool, nan_guard: NaNGua
         ),
         keras.callbacks.ModelCheckpoint(
             os.path.join(run_dir, BEST_MODEL),
-            monitor=MONITOR,
+            monitor=monitor,
             mode="max",
             save_best_only=True,
             initial_value_threshold=best_so_far,
@@ -257,10 +306,10 @@ def _callbacks(config: TrainConfig, run_dir: str, chief: bool, nan_guard: NaNGua
         keras.callbacks.CSVLogger(os.path.join(run_dir, HISTORY_CSV), append=True),
     ]
     if config.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(MONITOR, mode="max", patience=config.early_stopping_patience))
+        callbacks.append(keras.callbacks.EarlyStopping(monitor, mode="max", patience=config.early_stopping_patience))
     if config.lr_schedule == "plateau":
         callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(MONITOR, mode="max", factor=0.5, patience=config.reduce_lr_patience, min_lr=config.learning_rate / 100)
+            keras.callbacks.ReduceLROnPlateau(monitor, mode="max", factor=0.5, patience=config.reduce_lr_patience, min_lr=config.learning_rate / 100)
         )
     elif config.lr_schedule == "cosine":
         callbacks.append(keras.callbacks.LearningRateScheduler(cosine_learning_rate(config.learning_rate, config.epochs)))
@@ -320,7 +369,7 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
     # The data sources check their files (unmatched names, a wrong sky colour...) here, before
     # anything is written.
     keras.utils.set_random_seed(config.seed)
-    train_data, validation_data = _datasets(config, strategy)
+    train_data, validation_data, per_source = _datasets(config, strategy)
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as handle:
         json.dump(config.to_dict(), handle, indent=2)
@@ -341,7 +390,7 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
                 model = split_upsampling_convs(model)
             if rewrites["fused_batch_norms"]:
                 model = fuse_batch_norms(model)
-        _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_data, list(callbacks))
+        _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_data, list(callbacks), per_source)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -352,13 +401,18 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
         finalize_best_model(run_dir, config)
     if chief and history:
         plot_training_curves(history, os.path.join(run_dir, CURVES_PNG), title=config.model, loss_name=config.loss)
-    best = max(history.get(MONITOR, [float("nan")]))
+    values = history.get(config.monitor, [])
+    best_index = max(range(len(values)), key=values.__getitem__) if values else None
+    ious = history.get("val_iou", [])
     return TrainResult(
         run_dir=run_dir,
         best_model_path=os.path.join(run_dir, BEST_MODEL),
         history=history,
-        best_val_iou=best,
+        best_val_iou=ious[best_index] if best_index is not None and best_index < len(ious) else float("nan"),
         epochs_completed=len(history.get("epoch", [])),
+        monitor=config.monitor,
+        best_value=values[best_index] if best_index is not None else float("nan"),
+        best_epoch=0 if best_index is None else best_index + 1,
     )
 
 
@@ -467,7 +521,7 @@ def _keras_multi_worker_fixes(model, strategy, train_data):
         tf_trainer._collective_all_reduce_multi_worker = original
 
 
-def _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_data, extra_callbacks):
+def _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_data, extra_callbacks, per_source=None):
     phases = _phases(config)
     for index, (name, encoder_trainable, first_epoch, end_epoch) in enumerate(phases):
         done_marker = os.path.join(run_dir, f".{name}.done")
@@ -486,8 +540,9 @@ def _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_
                 jit_compile=config.jit_compile,
             )
         history = read_history(os.path.join(run_dir, HISTORY_CSV))
-        best_so_far = max(history[MONITOR]) if history.get(MONITOR) else None
+        best_so_far = max(history[config.monitor]) if history.get(config.monitor) else None
         nan_guard = NaNGuard()
+        validator = None if per_source is None else PerSourceValidation(per_source, from_logits=from_logits)
         try:
             with _keras_multi_worker_fixes(model, strategy, train_data):
                 model.fit(
@@ -497,7 +552,7 @@ def _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_
                     epochs=end_epoch,
                     steps_per_epoch=config.steps_per_epoch,
                     validation_steps=config.validation_steps,
-                    callbacks=_callbacks(config, run_dir, chief, nan_guard, best_so_far) + extra_callbacks,
+                    callbacks=_callbacks(config, run_dir, chief, nan_guard, best_so_far, validator) + extra_callbacks,
                     verbose=config.verbose,
                     shuffle=False,  # The pipeline shuffles (seeded); Keras cannot shuffle a tf.data.Dataset.
                 )

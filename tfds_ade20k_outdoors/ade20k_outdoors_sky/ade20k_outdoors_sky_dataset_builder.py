@@ -1,6 +1,6 @@
 """ade20k_outdoors_sky dataset: binary sky / other masks for outdoor ADE20K scenes.
 
-Two sources, one per builder config (see README.md beside this file):
+Two sources (see README.md beside this file):
 
 * ``kaggle`` (default): the Kaggle dataset ``residentmario/ade20k-outdoors``
   (about 5,000 outdoor images), placed by hand in TFDS's manual directory.
@@ -8,10 +8,17 @@ Two sources, one per builder config (see README.md beside this file):
   (or found in the manual directory) and filtered to the scene categories in
   :data:`OUTDOOR_SCENE_CATEGORIES` with its ``sceneCategories.txt``.
 
-Both give the same features: the RGB ``image``, a ``segmentation_mask`` where
-ADE20K class 3 (sky) is 1 and every other class is 0, the ``file_name`` and the
-``sky_fraction``. Train / validation / test are 60 / 20 / 20 by a stable hash
-of the file name (:func:`split_for_file_name`), not by a random seed.
+Each source has two builder configs, which differ only in what ADE20K's unlabelled
+class 0 becomes (:attr:`Ade20kOutdoorsSkyConfig.unlabelled`): ``kaggle`` and
+``scene_parse`` make it "other" (0), as the study did; ``kaggle_void`` and
+``scene_parse_void`` make it void (:data:`VOID_LABEL`, 2), a pixel that counts in
+no loss and no metric.
+
+All configs give the same features: the RGB ``image``, a ``segmentation_mask`` where
+ADE20K class 3 (sky) is 1, every other class is 0 and, in the ``*_void`` configs,
+class 0 is 2; the ``file_name`` and the ``sky_fraction``. Train / validation / test
+are 60 / 20 / 20 by a stable hash of the file name (:func:`split_for_file_name`),
+not by a random seed.
 
 Example:
     >>> import tensorflow_datasets as tfds
@@ -19,6 +26,7 @@ Example:
     >>> builder = tfds.builder("ade20k_outdoors_sky")  # doctest: +SKIP
     >>> builder.download_and_prepare()  # doctest: +SKIP
     >>> ds = builder.as_dataset(split="train", as_supervised=True)  # doctest: +SKIP
+    >>> ds = tfds.load("ade20k_outdoors_sky/kaggle_void", split="train")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -38,8 +46,19 @@ logger = logging.getLogger(__name__)
 SKY_CLASS_INDEX = 3
 """ADE20K SceneParsing (objectInfo150) index of the ``sky`` class."""
 
+UNLABELLED_CLASS_INDEX = 0
+"""ADE20K SceneParsing index of unlabelled pixels (no object class)."""
+
 SKY_LABEL = 1
-"""Value of sky pixels in ``segmentation_mask``; every other pixel is 0."""
+"""Value of sky pixels in ``segmentation_mask``; labelled non-sky pixels are 0."""
+
+VOID_LABEL = 2  # equals skyseg_tf.data.spec.VOID_LABEL; this package must import on its own
+"""Value in ``segmentation_mask`` of unlabelled pixels (ADE20K class 0) in the
+``*_void`` configs: they count in no loss and no metric. The other configs never use it."""
+
+UNLABELLED_CHOICES = ("other", "void")
+"""Values of :attr:`Ade20kOutdoorsSkyConfig.unlabelled`: ADE20K class 0 becomes 0 or
+:data:`VOID_LABEL`."""
 
 KAGGLE_DATASET = "residentmario/ade20k-outdoors"
 KAGGLE_ARCHIVE_NAMES = ("ade20k-outdoors.zip", "archive.zip", "ade20k_outdoors.zip")
@@ -57,6 +76,35 @@ SPLIT_PERCENTAGES = (("train", 60), ("validation", 20), ("test", 20))
 
 ON_BAD_EXAMPLE_CHOICES = ("skip", "fail")
 SOURCE_CHOICES = ("kaggle", "scene_parse")
+
+_SOURCE_DESCRIPTIONS = {
+    "kaggle": (
+        f"Kaggle {KAGGLE_DATASET} (about 5,000 outdoor ADE20K images), read from "
+        "the manual directory; training and validation images are pooled."
+    ),
+    "scene_parse": (
+        f"Official {ADE_CHALLENGE_ARCHIVE_NAME} (20,210 training + 2,000 validation "
+        "images), keeping the images whose scene category is in OUTDOOR_SCENE_CATEGORIES."
+    ),
+}
+_UNLABELLED_DESCRIPTIONS = {
+    "other": "Unlabelled pixels (ADE20K class 0) are other (0), as in the study.",
+    "void": (
+        f"Unlabelled pixels (ADE20K class 0) are void ({VOID_LABEL}): they count in no loss "
+        "and no metric."
+    ),
+}
+_MASK_DOCS = {
+    "other": (
+        f"{SKY_LABEL} = sky (ADE20K class {SKY_CLASS_INDEX}), 0 = other (every other class, "
+        f"unlabelled class {UNLABELLED_CLASS_INDEX} included)."
+    ),
+    "void": (
+        f"{SKY_LABEL} = sky (ADE20K class {SKY_CLASS_INDEX}), 0 = other labelled classes, "
+        f"{VOID_LABEL} = void (unlabelled, ADE20K class {UNLABELLED_CLASS_INDEX}): counts in "
+        "no loss and no metric."
+    ),
+}
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg")
 _MASK_SUFFIX = ".png"
@@ -91,8 +139,9 @@ images this keeps is not known offline; the build logs the count.
 """
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
-Config `kaggle` (the default) reads the Kaggle dataset {KAGGLE_DATASET}, which
-Kaggle serves only to signed-in users, so TFDS cannot download it for you:
+Configs `kaggle` (the default) and `kaggle_void` read the Kaggle dataset
+{KAGGLE_DATASET}, which Kaggle serves only to signed-in users, so TFDS cannot
+download it for you:
 
 1. Install the Kaggle CLI and put your API token in ~/.kaggle/kaggle.json
    (https://www.kaggle.com/docs/api):
@@ -102,12 +151,13 @@ Kaggle serves only to signed-in users, so TFDS cannot download it for you:
    This writes `ade20k-outdoors.zip`; the web page's Download button gives `archive.zip`.
    Both names are accepted, and so is the extracted folder (`ade20k_outdoors/` or
    `ade20k-outdoors/` holding `images/` and `annotations/`).
-3. Build (without `/kaggle`, `tfds build` builds every config, scene_parse included):
+3. Build (without `/kaggle`, `tfds build` builds every config, scene_parse included;
+   `/kaggle_void` builds the config that marks unlabelled pixels void):
      tfds build --imports tfds_ade20k_outdoors ade20k_outdoors_sky/kaggle
    To keep the archive elsewhere, pass its folder with `--manual_dir DIR`
    (Python: `download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=DIR))`).
 
-Config `scene_parse` needs nothing by hand: it downloads {ADE_CHALLENGE_ARCHIVE_NAME}
+Configs `scene_parse` and `scene_parse_void` need nothing by hand: it downloads {ADE_CHALLENGE_ARCHIVE_NAME}
 (967 MB) itself. To reuse a copy, put `{ADE_CHALLENGE_ARCHIVE_NAME}` or its extracted
 `{ADE_CHALLENGE_FOLDER_NAME}/` folder in the manual directory.
 """
@@ -182,20 +232,25 @@ class Ade20kOutdoorsSkyConfig(tfds.core.BuilderConfig):
             ``"fail"`` (raise ``ValueError`` naming the file) for a corrupt image, a
             corrupt or missized mask, or an image without a mask. The builder kwarg
             ``on_bad_example`` overrides it.
+        unlabelled: what ADE20K's unlabelled class 0 becomes in ``segmentation_mask``:
+            ``"other"`` (0, the default, as in the study) or ``"void"``
+            (:data:`VOID_LABEL`, 2: counts in no loss and no metric).
 
     Example:
         >>> config = Ade20kOutdoorsSkyConfig(name="kaggle_strict", source="kaggle",
         ...                                  on_bad_example="fail")
-        >>> config.on_bad_example
-        'fail'
+        >>> config.on_bad_example, config.unlabelled
+        ('fail', 'other')
     """
 
     source: str = "kaggle"
     on_bad_example: str = "skip"
+    unlabelled: str = "other"
 
     def __post_init__(self):
         _check_choice("source", self.source, SOURCE_CHOICES)
         _check_choice("on_bad_example", self.on_bad_example, ON_BAD_EXAMPLE_CHOICES)
+        _check_choice("unlabelled", self.unlabelled, UNLABELLED_CHOICES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,31 +280,28 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         >>> import tensorflow_datasets as tfds
         >>> builder = tfds.builder("ade20k_outdoors_sky", config="scene_parse",
         ...                        on_bad_example="fail")  # doctest: +SKIP
+        >>> builder = tfds.builder("ade20k_outdoors_sky/kaggle_void")  # doctest: +SKIP
     """
 
+    # The *_void configs came later without a version bump: kaggle and scene_parse still
+    # write the data of 1.0.0, so copies prepared before stay valid.
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release: configs kaggle and scene_parse, hash split 60/20/20.",
     }
     BUILDER_CONFIGS = [
         Ade20kOutdoorsSkyConfig(
-            name="kaggle",
-            source="kaggle",
+            name=source if unlabelled == "other" else f"{source}_{unlabelled}",
+            source=source,
+            unlabelled=unlabelled,
             description=(
-                f"Kaggle {KAGGLE_DATASET} (about 5,000 outdoor ADE20K images), read from "
-                "the manual directory; training and validation images are pooled."
+                f"{_SOURCE_DESCRIPTIONS[source]} {_UNLABELLED_DESCRIPTIONS[unlabelled]}"
             ),
-        ),
-        Ade20kOutdoorsSkyConfig(
-            name="scene_parse",
-            source="scene_parse",
-            description=(
-                f"Official {ADE_CHALLENGE_ARCHIVE_NAME} (20,210 training + 2,000 validation "
-                "images), keeping the images whose scene category is in "
-                "OUTDOOR_SCENE_CATEGORIES."
-            ),
-        ),
+        )
+        for unlabelled in UNLABELLED_CHOICES
+        for source in SOURCE_CHOICES
     ]
+    """kaggle, scene_parse (unlabelled = other), kaggle_void, scene_parse_void."""
     DEFAULT_CONFIG_NAME = "kaggle"
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
@@ -278,11 +330,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 ),
                 "segmentation_mask": tfds.features.Image(
                     shape=(None, None, 1), dtype=np.uint8, encoding_format="png",
-                    doc=f"{SKY_LABEL} = sky (ADE20K class {SKY_CLASS_INDEX}), 0 = other.",
+                    doc=_MASK_DOCS[self.builder_config.unlabelled],
                 ),
                 "file_name": tfds.features.Text(doc="Image file name, e.g. ADE_train_00000001.jpg."),
                 "sky_fraction": tfds.features.Scalar(
-                    dtype=np.float32, doc="Share of sky pixels in the mask, in [0, 1]."
+                    dtype=np.float32,
+                    doc="Share of sky among the labelled (not void) pixels, in [0, 1].",
                 ),
             }),
             supervised_keys=("image", "segmentation_mask"),
@@ -312,7 +365,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         bad_files = []
         for example in examples:
             try:
-                record = _make_record(example)
+                record = _make_record(example, unlabelled=self.builder_config.unlabelled)
             except _BadExampleError as error:
                 if self._on_bad_example == "fail":
                     raise ValueError(
@@ -473,8 +526,11 @@ def _keep_outdoor_scenes(
     return kept
 
 
-def _make_record(example: _SourceExample) -> dict:
-    """Decodes one image + annotation pair into a feature dict, or raises _BadExampleError."""
+def _make_record(example: _SourceExample, *, unlabelled: str = "other") -> dict:
+    """Decodes one image + annotation pair into a feature dict, or raises _BadExampleError.
+
+    `unlabelled` is the config's: ``"void"`` writes ADE20K class 0 as VOID_LABEL.
+    """
     PIL_Image = tfds.core.lazy_imports.PIL_Image  # pylint: disable=invalid-name
     image_bytes = example.image_path.read_bytes()
     try:
@@ -512,12 +568,16 @@ def _make_record(example: _SourceExample) -> dict:
             f"but the image is {image_size[0]}x{image_size[1]}"
         )
 
-    sky = (class_indices == SKY_CLASS_INDEX).astype(np.uint8) * SKY_LABEL
+    mask = (class_indices == SKY_CLASS_INDEX).astype(np.uint8) * SKY_LABEL
+    if unlabelled == "void":
+        mask[class_indices == UNLABELLED_CLASS_INDEX] = VOID_LABEL
+    labelled = np.count_nonzero(mask != VOID_LABEL)
+    sky_fraction = np.count_nonzero(mask == SKY_LABEL) / labelled if labelled else 0.0
     buffer = io.BytesIO()
-    PIL_Image.fromarray(sky).save(buffer, format="PNG")
+    PIL_Image.fromarray(mask).save(buffer, format="PNG")
     return {
         "image": encoded_image,
         "segmentation_mask": buffer.getvalue(),
         "file_name": example.file_name,
-        "sky_fraction": np.float32(sky.mean()),
+        "sky_fraction": np.float32(sky_fraction),
     }

@@ -38,18 +38,18 @@ SPLITS = ("train", "validation", "test")
 
 
 class KaggleDummyDataTest(testing.DatasetBuilderTestCase):
-    """Config kaggle on dummy_data/ade20k_outdoors (the manual dir is dummy_data/)."""
+    """Configs kaggle and kaggle_void on dummy_data/ade20k_outdoors (manual dir dummy_data/)."""
 
     DATASET_CLASS = builder_module.Builder
-    BUILDER_CONFIG_NAMES_TO_TEST = ["kaggle"]
+    BUILDER_CONFIG_NAMES_TO_TEST = ["kaggle", "kaggle_void"]
     SPLITS = {"train": 6, "validation": 3, "test": 1}
 
 
 class SceneParseDummyDataTest(testing.DatasetBuilderTestCase):
-    """Config scene_parse on dummy_data/scene_parse (what TFDS extracts from the zip)."""
+    """Configs scene_parse and scene_parse_void on dummy_data/scene_parse (the extracted zip)."""
 
     DATASET_CLASS = builder_module.Builder
-    BUILDER_CONFIG_NAMES_TO_TEST = ["scene_parse"]
+    BUILDER_CONFIG_NAMES_TO_TEST = ["scene_parse", "scene_parse_void"]
     DL_EXTRACT_RESULT = "scene_parse"
     SPLITS = {"train": 3, "validation": 2, "test": 2}
 
@@ -102,6 +102,24 @@ def test_on_bad_example_is_validated():
         builder_module.Ade20kOutdoorsSkyConfig(name="x", on_bad_example="warn")
 
 
+def test_unlabelled_is_validated():
+    message = "unlabelled: expected one of 'other', 'void', received 'ignore'"
+    with pytest.raises(ValueError, match=message):
+        builder_module.Ade20kOutdoorsSkyConfig(name="x", unlabelled="ignore")
+
+
+def test_configs_pair_each_source_with_each_unlabelled_choice():
+    configs = {c.name: (c.source, c.unlabelled) for c in builder_module.Builder.BUILDER_CONFIGS}
+    assert configs == {
+        "kaggle": ("kaggle", "other"),
+        "scene_parse": ("scene_parse", "other"),
+        "kaggle_void": ("kaggle", "void"),
+        "scene_parse_void": ("scene_parse", "void"),
+    }
+    assert builder_module.Builder.DEFAULT_CONFIG_NAME == "kaggle"
+    assert builder_module.VOID_LABEL == 2  # skyseg_tf.data.spec.VOID_LABEL
+
+
 # -------------------------------------------------------------- generated archives
 
 
@@ -145,8 +163,15 @@ def _download_config(manual_dir: pathlib.Path) -> tfds.download.DownloadConfig:
     )
 
 
+def _expected_mask(classes: np.ndarray, unlabelled: str) -> np.ndarray:
+    """Class 3 -> 1, class 0 -> 2 if `unlabelled` is "void", every other class -> 0."""
+    void = (classes == 0) if unlabelled == "void" else np.zeros(classes.shape, bool)
+    return np.where(void, 2, classes == 3).astype(np.uint8)
+
+
 def _check_examples(builder, sky_rows_by_stem: dict[str, int]) -> None:
-    """Split sizes equal the hash split; masks are class 3 -> 1, others -> 0."""
+    """Split sizes equal the hash split; masks as _expected_mask for the builder's config."""
+    unlabelled = builder.builder_config.unlabelled
     expected = collections.Counter(
         builder_module.split_for_file_name(stem) for stem in sky_rows_by_stem
     )
@@ -162,9 +187,12 @@ def _check_examples(builder, sky_rows_by_stem: dict[str, int]) -> None:
             assert example["image"].shape == (dummy.HEIGHT, dummy.WIDTH, 3)
             classes = dummy.class_indices(stem, sky_rows_by_stem[stem])
             np.testing.assert_array_equal(
-                example["segmentation_mask"][..., 0], (classes == 3).astype(np.uint8)
+                example["segmentation_mask"][..., 0], _expected_mask(classes, unlabelled)
             )
-            assert example["sky_fraction"] == pytest.approx(np.mean(classes == 3))
+            labelled = classes != 0 if unlabelled == "void" else np.ones(classes.shape, bool)
+            assert example["sky_fraction"] == pytest.approx(
+                np.sum(classes == 3) / np.sum(labelled)
+            )
     assert seen == set(sky_rows_by_stem)
 
 
@@ -203,7 +231,8 @@ def test_kaggle_fail_mode_names_the_corrupt_file(tmp_path):
         builder.download_and_prepare(download_config=_download_config(manual_dir))
 
 
-def test_scene_parse_zip_keeps_outdoor_scenes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("config", ["scene_parse", "scene_parse_void"])
+def test_scene_parse_zip_keeps_outdoor_scenes(tmp_path, monkeypatch, config):
     monkeypatch.setattr(
         tfds.download.DownloadManager, "download_and_extract",
         lambda *_: pytest.fail("the zip in the manual dir must be used, not a download"),
@@ -217,7 +246,7 @@ def test_scene_parse_zip_keeps_outdoor_scenes(tmp_path, monkeypatch):
             if path.is_file():
                 archive.write(path, path.relative_to(tree).as_posix())
 
-    builder = tfds.builder(NAME, config="scene_parse", data_dir=tmp_path / "data")
+    builder = tfds.builder(NAME, config=config, data_dir=tmp_path / "data")
     builder.download_and_prepare(download_config=_download_config(manual_dir))
 
     outdoor = {
@@ -226,6 +255,45 @@ def test_scene_parse_zip_keeps_outdoor_scenes(tmp_path, monkeypatch):
     }
     assert len(outdoor) == 7
     _check_examples(builder, outdoor)
+
+
+def _examples_by_file_name(builder) -> dict[str, dict]:
+    return {
+        example["file_name"].decode(): example
+        for split in SPLITS
+        for example in tfds.as_numpy(builder.as_dataset(split=split))
+    }
+
+
+def test_void_config_marks_only_unlabelled_class_0_as_void(tmp_path):
+    kaggle_rows = {stem: sky_rows for stem, sky_rows, _ in dummy.KAGGLE_EXAMPLES}
+    examples = {}
+    for config in ("kaggle", "kaggle_void"):
+        builder = tfds.builder(NAME, config=config, data_dir=tmp_path / "data")
+        builder.download_and_prepare(download_config=_download_config(_HERE / "dummy_data"))
+        _check_examples(builder, kaggle_rows)
+        examples[config] = _examples_by_file_name(builder)
+        doc = builder.info.features["segmentation_mask"].doc.desc
+        assert ("2 = void" in doc) == (config == "kaggle_void"), doc
+
+    stem = "ADE_train_00000001"  # top 8 rows sky, the rest random classes, 0 among them
+    classes = dummy.class_indices(stem, kaggle_rows[stem])
+    unlabelled_pixel = tuple(np.argwhere(classes == 0)[0])
+    other_pixel = tuple(np.argwhere((classes != 0) & (classes != 3))[0])
+    default = examples["kaggle"][f"{stem}.jpg"]
+    void = examples["kaggle_void"][f"{stem}.jpg"]
+    assert default["segmentation_mask"][unlabelled_pixel] == 0
+    assert void["segmentation_mask"][unlabelled_pixel] == builder_module.VOID_LABEL == 2
+    for example in (default, void):
+        assert example["segmentation_mask"][0, 0] == 1  # sky
+        assert example["segmentation_mask"][other_pixel] == 0
+    np.testing.assert_array_equal(default["image"], void["image"])
+    assert set(np.unique(default["segmentation_mask"])) == {0, 1}
+    assert set(np.unique(void["segmentation_mask"])) == {0, 1, 2}
+    # 256 of the 768 pixels are sky; void pixels leave the denominator of sky_fraction.
+    assert default["sky_fraction"] == pytest.approx(256 / 768)
+    assert void["sky_fraction"] == pytest.approx(256 / np.sum(classes != 0))
+    assert void["sky_fraction"] > default["sky_fraction"]
 
 
 def test_missing_manual_dir_raises_with_our_instructions(tmp_path):

@@ -362,7 +362,7 @@ def evaluate_command(models, source, split, images, masks, sky_values, sky_color
 
     spec = _source_from_options(source, images, masks, data_dir, num_examples, _parse_size(render_size),
                                 sky_values, sky_colors, void_masks, split_group, window_policy)
-    if spec["type"] == "negatives":
+    if spec["type"] == "negatives" and source == "folder":
         click.echo(f"No --masks: scoring the photos of {images} as photos without sky (false sky only).", err=True)
     report = evaluate_models(
         list(models), spec, split=split, image_size=_parse_size(image_size),

@@ -41,7 +41,7 @@ import numpy as np
 
 from skyseg_tf.data.sources import renders_synthetic_without_size
 from skyseg_tf.inference import as_predictor, model_name, resize_probabilities
-from skyseg_tf.metrics import DEFAULT_THRESHOLD, confusion_counts, default_metrics
+from skyseg_tf.metrics import DEFAULT_THRESHOLD, FALSE_SKY_LEVELS, confusion_counts, default_metrics
 from skyseg_tf.outputs import VOID_LABEL
 from skyseg_tf.presets import list_presets
 
@@ -168,10 +168,6 @@ def _resolve(models):
             resolved.append((model_name(predictor.model), None, predictor))
     names = _unique_names([name for name, _, _ in resolved])
     return [(name, path, predictor) for name, (_, path, predictor) in zip(names, resolved)]
-
-
-FALSE_SKY_LEVELS = (0.01, 0.05)
-"""Per-photo false-sky shares whose exceedance the report counts (more than 1%, more than 5%)."""
 
 
 def _image_entries(file_names, masks, probabilities, threshold) -> list[dict]:
@@ -465,13 +461,14 @@ def format_markdown(models: Sequence[ModelEvaluation], settings: dict) -> str:
               "Sky predicted where the ground truth has none: the share of all labelled non-sky pixels, and the "
               "share of photos in which more than 1% / 5% of their labelled non-sky pixels are called sky "
               "(void pixels count nowhere).", "",
-              "| model | false-sky pixels | photos > 1% | photos > 5% | photos | of them without sky |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "| model | false-sky pixels | photos > 1% | photos > 5% | photos | of them without sky | images/s |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for model in models:
         summary = model.false_sky
         if summary:
             lines.append(f"| {model.name} | {100 * summary['false_sky']:.2f}% | {100 * summary['over_1pct']:.1f}% | "
-                         f"{100 * summary['over_5pct']:.1f}% | {summary['photos']} | {summary['photos_without_sky']} |")
+                         f"{100 * summary['over_5pct']:.1f}% | {summary['photos']} | {summary['photos_without_sky']} | "
+                         f"{model.images_per_second:.1f} |")
     lines.append("")
     if any(model.original_metrics is not None for model in with_sky):
         lines += ["", "## At each image's original resolution",

@@ -47,6 +47,9 @@ from skyseg_tf.outputs import VOID_LABEL, sky_probability, sky_target_and_valid
 DEFAULT_THRESHOLD = 0.5
 #: Default number of thresholds of :class:`SkyAUC`.
 DEFAULT_NUM_THRESHOLDS = 200
+#: Per-photo false-sky shares whose exceedance reports count ("photos with more than 1% / 5% of
+#: their non-sky pixels called sky"): evaluation reports and per-source validation.
+FALSE_SKY_LEVELS = (0.01, 0.05)
 #: Default boundary tolerance of :class:`BoundaryFScore`, in pixels.
 DEFAULT_BOUNDARY_TOLERANCE = 2
 
@@ -555,6 +558,7 @@ __all__ = [
     "DEFAULT_BOUNDARY_TOLERANCE",
     "DEFAULT_NUM_THRESHOLDS",
     "DEFAULT_THRESHOLD",
+    "FALSE_SKY_LEVELS",
     "PixelAccuracy",
     "SkyAUC",
     "SkyDice",

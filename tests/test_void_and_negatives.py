@@ -291,3 +291,32 @@ def test_tfds_builder_and_library_agree_on_the_void_label():
     import tfds_ade20k_outdoors
 
     assert tfds_ade20k_outdoors.VOID_LABEL == VOID_LABEL
+
+
+def test_negatives_exclude_list_leaves_photos_out_and_names_unknown_ones(tmp_path):
+    rooms = _negatives_folder(tmp_path / "rooms", count=4)
+    listing = tmp_path / "window_sky.txt"
+    listing.write_text("# real sky through a window\n1_room.jpg\n2_room\n")
+    names = [e["file_name"].numpy().decode() for e in negatives_dataset(rooms, exclude=listing)]
+    assert names == ["0_room.jpg", "3_room.jpg"]
+    with pytest.raises(ValueError, match="exclude: 1 of 1 names match no photo.*'9_room.jpg'"):
+        negatives_dataset(rooms, exclude=["9_room.jpg"])
+
+
+def test_monitor_mode_minimises_losses_and_false_sky():
+    from skyseg_tf.training.validation import monitor_mode
+
+    assert monitor_mode("val_loss") == monitor_mode("val_rooms_over_1pct") == "min"
+    assert monitor_mode("val_score") == monitor_mode("val_street_iou") == "max"
+
+
+def test_contact_sheet_captions_leave_void_out(tmp_path):
+    from skyseg_tf.data.preview import _elements
+
+    mask = np.zeros((4, 4, 1), np.uint8)
+    mask[:1] = 1
+    mask[1:2] = VOID_LABEL
+    (_, shown, caption), = list(_elements([{"image": np.zeros((4, 4, 3), np.uint8),
+                                            "segmentation_mask": mask}]))
+    assert caption == "sky 33.3% void 25%"
+    assert shown[1].tolist() == [0.5] * 4 and shown[0].tolist() == [1.0] * 4

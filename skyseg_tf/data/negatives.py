@@ -42,6 +42,7 @@ from skyseg_tf.data.folder import (
     _files_by_stem,
     _header_size,
     _some,
+    read_file_list,
     read_image,
     select_split,
 )
@@ -125,6 +126,7 @@ def negatives_dataset(
     split: str | None = None,
     split_group: str | None = None,
     window_policy: str = DEFAULT_WINDOW_POLICY,
+    exclude: str | os.PathLike | Sequence[str] | None = None,
     image_extensions: Sequence[str] = IMAGE_EXTENSIONS,
     validate: bool = True,
     exif_transpose: bool = True,
@@ -138,6 +140,9 @@ def negatives_dataset(
         split_group: a regular expression whose first group names a photo's group; a group's
             photos share a split (``"^([^_]+)_"`` keeps the rooms of one house together).
         window_policy: one of :data:`WINDOW_POLICIES` (see the module docstring).
+        exclude: photos to leave out, e.g. those whose windows show real sky: a text file of
+            names (one per line, ``#`` comments allowed, with or without extension) or a list.
+            A name that matches no photo is an error.
         image_extensions: suffixes of the photos.
         validate: read every photo's header now and raise one error naming unreadable files.
         exif_transpose: apply the EXIF orientation.
@@ -161,8 +166,10 @@ def negatives_dataset(
     if window_policy not in WINDOW_POLICIES:
         raise ValueError(f"window_policy: received {window_policy!r}; pass one of "
                          f"{', '.join(map(repr, WINDOW_POLICIES))}.")
-    images = select_split(find_negative_images(images_dir, image_extensions), split, images_dir,
-                          split_group)
+    images = find_negative_images(images_dir, image_extensions)
+    if exclude is not None:
+        images = _without(images, exclude, images_dir)
+    images = select_split(images, split, images_dir, split_group)
     if validate:
         unreadable = []
         for path in images:
@@ -189,6 +196,20 @@ def negatives_dataset(
 
     return tf.data.Dataset.from_tensor_slices([str(path) for path in images]).map(
         to_element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _without(images, exclude, images_dir):
+    """``images`` less the photos named in ``exclude`` (names with or without extension)."""
+    names = read_file_list(exclude)
+    by_name = {path.name: path for path in images} | {path.stem: path for path in images}
+    missing = [name for name in names if pathlib.PurePath(name).name not in by_name]
+    if missing:
+        raise ValueError(
+            f"exclude: {len(missing)} of {len(names)} names match no photo in {str(images_dir)!r}: "
+            f"{_some(missing)}. Fix the list (one file name per line) or the folder."
+        )
+    dropped = {by_name[pathlib.PurePath(name).name] for name in names}
+    return [path for path in images if path not in dropped]
 
 
 __all__ = ["DEFAULT_WINDOW_POLICY", "WINDOW_POLICIES", "blue_sky_pixels", "find_negative_images",

@@ -144,7 +144,7 @@ def contact_sheet(
 
 
 def _elements(source):
-    """Yields ``(image uint8 HxWx3, mask float HxW in {0, 1} or None, caption)`` per element."""
+    """Yields ``(image uint8 HxWx3, mask float HxW in {0, 0.5 (void), 1} or None, caption)`` per element."""
     if isinstance(source, tf.data.Dataset):
         source = source.as_numpy_iterator()
     elif isinstance(source, (Mapping, tuple)) or not isinstance(source, Iterable):
@@ -206,7 +206,13 @@ def _prepare(image, mask, name):
         name = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
         captions.append(name if len(name) <= 30 else "…" + name[-29:])
     if mask is not None:
-        mask = np.asarray(mask, np.float32)
-        mask = (mask.reshape(mask.shape[:2]) > 0.5).astype(np.float32)
-        captions.append(f"sky {100 * mask.mean():.1f}%")
+        values = np.asarray(mask, np.float32)
+        values = values.reshape(values.shape[:2])
+        void = values == spec.VOID_LABEL
+        sky = (values > 0.5) & ~void
+        labelled = int((~void).sum())
+        # Sky 1, other 0, void (unlabelled) 0.5: grey in the mask panel, a faint tint in overlays.
+        mask = np.where(void, 0.5, sky.astype(np.float32)).astype(np.float32)
+        captions.append(f"sky {100 * sky.sum() / max(labelled, 1):.1f}%"
+                        + (f" void {100 * void.mean():.0f}%" if void.any() else ""))
     return image, mask, "  ".join(captions)

@@ -66,7 +66,8 @@ class TrainConfig:
         reduce_lr_patience: Patience of the plateau schedule.
         early_stopping_patience: Stop after this many epochs without gain (``None``: never).
         monitor: The validation figure that picks the best epoch (``best.keras``), early
-            stopping and the plateau schedule; higher is better. ``"val_iou"`` (default), or,
+            stopping and the plateau schedule; maximised, except losses and false-sky figures
+            (``val_loss``, ``val_<source>_false_sky``, ``_over_1pct``, ``_over_5pct``), minimised. ``"val_iou"`` (default), or,
             when a ``"mix"`` validates on several sources or on a negatives source (each epoch
             logs per-source figures, :mod:`skyseg_tf.training.validation`), ``"val_score"`` (the
             mean over sources of their IoU, or ``1 -`` the share of photos with more than 1% false

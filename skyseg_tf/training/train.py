@@ -37,7 +37,7 @@ from skyseg_tf.models.optimize import fuse_batch_norms, split_pays_off, split_up
 from skyseg_tf.training.config import ConfigError, TrainConfig
 from skyseg_tf.training.curves import plot_training_curves
 from skyseg_tf.training.strategy import get_distribution_strategy, is_chief
-from skyseg_tf.training.validation import PerSourceValidation, ValidationSource
+from skyseg_tf.training.validation import PerSourceValidation, ValidationSource, monitor_mode
 
 MONITOR = "val_iou"
 """The default of ``TrainConfig.monitor``."""
@@ -286,7 +286,7 @@ def read_history(path: str) -> dict:
 
 def _callbacks(config: TrainConfig, run_dir: str, chief: bool, nan_guard: NaNGuard, best_so_far: float | None,
                per_source: PerSourceValidation | None = None):
-    monitor = config.monitor
+    monitor, mode = config.monitor, monitor_mode(config.monitor)
     callbacks = [
         nan_guard,
         *([per_source] if per_source is not None else []),  # Before the callbacks that read its figures.
@@ -299,17 +299,17 @@ def _callbacks(config: TrainConfig, run_dir: str, chief: bool, nan_guard: NaNGua
         keras.callbacks.ModelCheckpoint(
             os.path.join(run_dir, BEST_MODEL),
             monitor=monitor,
-            mode="max",
+            mode=mode,
             save_best_only=True,
             initial_value_threshold=best_so_far,
         ),
         keras.callbacks.CSVLogger(os.path.join(run_dir, HISTORY_CSV), append=True),
     ]
     if config.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor, mode="max", patience=config.early_stopping_patience))
+        callbacks.append(keras.callbacks.EarlyStopping(monitor, mode=mode, patience=config.early_stopping_patience))
     if config.lr_schedule == "plateau":
         callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(monitor, mode="max", factor=0.5, patience=config.reduce_lr_patience, min_lr=config.learning_rate / 100)
+            keras.callbacks.ReduceLROnPlateau(monitor, mode=mode, factor=0.5, patience=config.reduce_lr_patience, min_lr=config.learning_rate / 100)
         )
     elif config.lr_schedule == "cosine":
         callbacks.append(keras.callbacks.LearningRateScheduler(cosine_learning_rate(config.learning_rate, config.epochs)))
@@ -402,7 +402,8 @@ def train(config, strategy: tf.distribute.Strategy | None = None, callbacks: Seq
     if chief and history:
         plot_training_curves(history, os.path.join(run_dir, CURVES_PNG), title=config.model, loss_name=config.loss)
     values = history.get(config.monitor, [])
-    best_index = max(range(len(values)), key=values.__getitem__) if values else None
+    pick = min if monitor_mode(config.monitor) == "min" else max
+    best_index = pick(range(len(values)), key=values.__getitem__) if values else None
     ious = history.get("val_iou", [])
     return TrainResult(
         run_dir=run_dir,
@@ -540,7 +541,8 @@ def _fit_phases(model, config, strategy, run_dir, chief, train_data, validation_
                 jit_compile=config.jit_compile,
             )
         history = read_history(os.path.join(run_dir, HISTORY_CSV))
-        best_so_far = max(history[config.monitor]) if history.get(config.monitor) else None
+        pick = min if monitor_mode(config.monitor) == "min" else max
+        best_so_far = pick(history[config.monitor]) if history.get(config.monitor) else None
         nan_guard = NaNGuard()
         validator = None if per_source is None else PerSourceValidation(per_source, from_logits=from_logits)
         try:

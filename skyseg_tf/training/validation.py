@@ -32,11 +32,21 @@ import re
 import keras
 import numpy as np
 
-from skyseg_tf.metrics import DEFAULT_THRESHOLD, confusion_counts
+from skyseg_tf.metrics import DEFAULT_THRESHOLD, FALSE_SKY_LEVELS, confusion_counts
 from skyseg_tf.outputs import sky_probability
 
-FALSE_SKY_LEVELS = (0.01, 0.05)
-"""Per-photo false-sky shares whose exceedance is counted (``over_1pct``, ``over_5pct``)."""
+LOWER_IS_BETTER = ("_loss", "_false_sky", "_over_1pct", "_over_5pct")
+"""Endings of the logged figures for which lower is better (``monitor`` is then minimised)."""
+
+
+def monitor_mode(monitor: str) -> str:
+    """``"min"`` for a figure where lower is better (losses, false sky), else ``"max"``.
+
+    Example:
+        >>> monitor_mode("val_score"), monitor_mode("val_interiors_over_1pct")
+        ('max', 'min')
+    """
+    return "min" if monitor.endswith(LOWER_IS_BETTER) else "max"
 
 
 @dataclasses.dataclass
@@ -198,5 +208,5 @@ class PerSourceValidation(keras.callbacks.Callback):
         return logs
 
 
-__all__ = ["FALSE_SKY_LEVELS", "PerSourceValidation", "ValidationSource", "selection_score",
+__all__ = ["LOWER_IS_BETTER", "PerSourceValidation", "monitor_mode", "ValidationSource", "selection_score",
            "source_figures", "source_name"]

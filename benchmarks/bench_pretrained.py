@@ -79,7 +79,7 @@ def synthetic_hard_cases(model, out: pathlib.Path, num_examples: int) -> dict:
         if not kinds:
             continue
         element = render_element(HARD_SEED, index, (360, 480))
-        truth = element["segmentation_mask"][..., 0] > 0
+        truth = element["segmentation_mask"][..., 0] == 1  # 2 = void, not sky
         probability = predict_image(model, element["image"])
         predicted = probability >= 0.5
         inter, union = int((truth & predicted).sum()), int((truth | predicted).sum())

@@ -8,7 +8,8 @@ interiors as a negatives source; synthetic scenes are skipped) is scored on each
 ``skyseg_tf.evaluation.evaluate_models`` and ``image_size=None``: each photo predicted with
 ``predict_image``'s defaults (the model's recorded scale) and scored at its own resolution. The
 sources are read from the config, so the benchmark scores exactly the split the model was
-validated on (a source's ``split_group`` included). The real sets are research-only and are read
+validated on (a source's ``split_group`` included); photos without sky are scored on every pixel
+(``--window-policy none``), so a window onto the sky counts as false sky. The real sets are research-only and are read
 from ``../shared/data``; nothing of them is written into the repository.
 
 Prints one table (dataset IoU, false-sky pixels, photos with more than 1% / 5% false sky) and
@@ -30,16 +31,18 @@ from common import machine_info  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def real_sources(config_path):
-    """``[(name, spec)]`` of the validated, non-synthetic sources of a config's mix."""
+def real_sources(config_path, window_policy="none"):
+    """``[(name, spec)]`` of the validated, non-synthetic sources of a config's mix; negatives
+    sources are scored with ``window_policy`` (default ``"none"``: every pixel of a photo
+    without sky counts, as on the maintainers' unseen interiors)."""
     from skyseg_tf.data.sources import parse_source
     from skyseg_tf.training import TrainConfig
     from skyseg_tf.training.train import _source
 
     config = TrainConfig.from_file(str(config_path))
     _, arguments = parse_source(_source(config), {})
-    return [(name, spec) for spec, name, use in
-            zip(arguments["sources"], arguments["names"], arguments["validate"])
+    return [(name, {**spec, "window_policy": window_policy} if spec.get("type") == "negatives" else spec)
+            for spec, name, use in zip(arguments["sources"], arguments["names"], arguments["validate"])
             if use and spec.get("type") != "synthetic"]
 
 
@@ -50,15 +53,18 @@ def main(argv=None) -> int:
     parser.add_argument("--splits", nargs="+", default=["validation", "test"])
     parser.add_argument("--out", default="runs/bench_real_sets")
     parser.add_argument("--json", help="also write the results here (e.g. benchmarks/results/x.json)")
+    parser.add_argument("--window-policy", default="none", choices=("none", "ignore_blue"),
+                        help="window policy of the negatives sources when scoring (default: none, every pixel)")
     args = parser.parse_args(argv)
 
     from skyseg_tf.evaluation import evaluate_models
 
     os.chdir(ROOT)  # the config's data paths are relative to the repository root
     out = pathlib.Path(args.out)
-    results = {"machine": machine_info(), "config": args.config, "models": args.models, "sets": {}}
+    results = {"machine": machine_info(), "config": args.config, "models": args.models,
+               "window_policy": args.window_policy, "sets": {}}
     rows = []
-    for name, spec in real_sources(args.config):
+    for name, spec in real_sources(args.config, args.window_policy):
         for split in args.splits:
             report = evaluate_models(args.models, spec, split=split, image_size=None,
                                      out_dir=out / f"{name}_{split}", num_figure_examples=8,

@@ -220,8 +220,42 @@ def test_the_ade20k_recipe_is_the_shipped_one_plus_ade20k_and_reads_its_sources(
     assert [s["type"] for s in sources] == ["tfds", "folder", "synthetic"]
     assert sources[1:] == [{**s, "weight": w} for s, w in zip(shipped["data_kwargs"]["sources"], (0.35, 0.15))]
     with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
-        train, validation = _datasets(TrainConfig.from_dict(config), tf.distribute.get_strategy())
+        train, validation, per_source = _datasets(TrainConfig.from_dict(config), tf.distribute.get_strategy())
         images, masks = next(iter(train))
+        # One validated source (LabelMeFacade): Keras validates on it, no per-source figures.
+        assert per_source is None
         val_images, _ = next(iter(validation))
     assert images.shape == (16, 256, 256, 3) and masks.shape == (16, 256, 256, 1)
-    assert set(np.unique(masks.numpy())) <= {0.0, 1.0} and val_images.shape[-1] == 3
+    # TFDS mock masks hold random values (2 = void); the real sources only 0 and 1.
+    assert set(np.unique(masks.numpy())) <= {0.0, 1.0, 2.0} and val_images.shape[-1] == 3
+
+
+MSRC = LABELMEFACADE.parent / "msrc_v2"
+INTERIORS = LABELMEFACADE.parent / "houses_indoor"
+
+
+@pytest.mark.skipif(not (LABELMEFACADE.is_dir() and MSRC.is_dir() and INTERIORS.is_dir()),
+                    reason="needs ../shared/data/{labelmefacade,msrc_v2,houses_indoor}")
+def test_the_shipped_recipe_reads_its_four_sources_and_validates_each(monkeypatch):
+    """configs/sky_real_lite0_negatives.yaml: street photos, MSRC-v2 with void pixels, interiors
+    as a negatives source and synthetic scenes; three validated one by one."""
+    import tensorflow as tf
+
+    from skyseg_tf.training import TrainConfig
+    from skyseg_tf.training.train import _datasets
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    config = TrainConfig.from_file(root / "configs" / "sky_real_lite0_negatives.yaml")
+    assert config.monitor == "val_score" and config.initial_weights == "sky_unet_efficientnet_lite0_streets"
+    train, validation, per_source = _datasets(config, tf.distribute.get_strategy())
+    assert validation is None
+    assert [(s.name, s.negative) for s in per_source] == [
+        ("labelmefacade", False), ("msrc", False), ("interiors", True)]
+    images, masks = next(iter(train))
+    assert images.shape == (16, 256, 256, 3)
+    assert set(np.unique(masks.numpy())) <= {0.0, 1.0, 2.0}
+    _, msrc_masks = next(iter(per_source[1].dataset))
+    assert 2.0 in np.unique(msrc_masks.numpy())  # MSRC's unlabelled pixels are void
+    _, interior_masks = next(iter(per_source[2].dataset))
+    assert not (interior_masks.numpy() == 1.0).any()  # photos without sky: no sky target

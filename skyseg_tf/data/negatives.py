@@ -71,28 +71,32 @@ def blue_sky_pixels(image: np.ndarray) -> np.ndarray:
     return (b >= 110) & (b - r >= 25) & (b >= g - 10)
 
 
-_MIN_REGION = 5
+DEFAULT_WINDOW_MIN_REGION = 5
 """Side of the square opening that keeps only blue *regions* (windows), not specks of texture."""
 
 
-def negative_void(image: np.ndarray, window_policy: str) -> np.ndarray | None:
+def negative_void(image: np.ndarray, window_policy: str,
+                  min_region: int = DEFAULT_WINDOW_MIN_REGION) -> np.ndarray | None:
     """The pixels of a sky-free photo that its window policy leaves out (``None``: none).
 
-    ``"ignore_blue"``: :func:`blue_sky_pixels` after a 5x5 morphological opening, so that blue
-    regions (a window onto the sky) are left out and isolated blue pixels of a texture are not.
+    ``"ignore_blue"``: :func:`blue_sky_pixels` after a ``min_region`` x ``min_region``
+    morphological opening, so that blue regions (a window onto the sky) are left out and isolated
+    blue pixels of a texture are not (``min_region=1``: every blue pixel).
 
     Example:
         >>> import numpy as np
         >>> negative_void(np.zeros((2, 2, 3), np.uint8), "none") is None
         True
     """
-    if window_policy == "ignore_blue":
-        import cv2
+    if window_policy != "ignore_blue":
+        return None
+    blue = blue_sky_pixels(image)
+    if min_region <= 1:
+        return blue
+    import cv2
 
-        kernel = np.ones((_MIN_REGION, _MIN_REGION), np.uint8)
-        blue = blue_sky_pixels(image).astype(np.uint8)
-        return cv2.morphologyEx(blue, cv2.MORPH_OPEN, kernel).astype(bool)
-    return None
+    kernel = np.ones((min_region, min_region), np.uint8)
+    return cv2.morphologyEx(blue.astype(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
 
 
 def find_negative_images(images_dir: str | os.PathLike,
@@ -126,6 +130,7 @@ def negatives_dataset(
     split: str | None = None,
     split_group: str | None = None,
     window_policy: str = DEFAULT_WINDOW_POLICY,
+    window_min_region: int = DEFAULT_WINDOW_MIN_REGION,
     exclude: str | os.PathLike | Sequence[str] | None = None,
     image_extensions: Sequence[str] = IMAGE_EXTENSIONS,
     validate: bool = True,
@@ -140,6 +145,8 @@ def negatives_dataset(
         split_group: a regular expression whose first group names a photo's group; a group's
             photos share a split (``"^([^_]+)_"`` keeps the rooms of one house together).
         window_policy: one of :data:`WINDOW_POLICIES` (see the module docstring).
+        window_min_region: ``"ignore_blue"`` leaves out blue regions of at least this many
+            pixels across (a morphological opening); ``1`` leaves out every blue pixel.
         exclude: photos to leave out, e.g. those whose windows show real sky: a text file of
             names (one per line, ``#`` comments allowed, with or without extension) or a list.
             A name that matches no photo is an error.
@@ -163,6 +170,9 @@ def negatives_dataset(
         >>> sorted(set(mask.ravel().tolist()))  # blue window pixels are void (2)
         [2]
     """
+    from skyseg_tf import checks
+
+    checks.positive_int("window_min_region", window_min_region)
     if window_policy not in WINDOW_POLICIES:
         raise ValueError(f"window_policy: received {window_policy!r}; pass one of "
                          f"{', '.join(map(repr, WINDOW_POLICIES))}.")
@@ -188,7 +198,8 @@ def negatives_dataset(
         image_path = image_path.decode("utf-8")
         image = read_image(image_path, exif_transpose=exif_transpose)
         mask = np.zeros(image.shape[:2], np.uint8)
-        return spec.make_element(image, mask, image_path, void=negative_void(image, window_policy))
+        return spec.make_element(image, mask, image_path,
+                                 void=negative_void(image, window_policy, window_min_region))
 
     @tf.autograph.experimental.do_not_convert
     def to_element(image_path):
@@ -212,5 +223,5 @@ def _without(images, exclude, images_dir):
     return [path for path in images if path not in dropped]
 
 
-__all__ = ["DEFAULT_WINDOW_POLICY", "WINDOW_POLICIES", "blue_sky_pixels", "find_negative_images",
+__all__ = ["DEFAULT_WINDOW_MIN_REGION", "DEFAULT_WINDOW_POLICY", "WINDOW_POLICIES", "blue_sky_pixels", "find_negative_images",
            "negative_void", "negatives_dataset"]

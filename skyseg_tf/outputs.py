@@ -134,7 +134,7 @@ def sky_target_and_valid(y_true, like):
     Example:
         >>> import numpy as np
         >>> target, valid = sky_target_and_valid(np.array([[[1, 0, 2]]]), np.zeros((1, 1, 3, 1)))
-        >>> target[..., 0].tolist(), valid[..., 0].tolist()
+        >>> np.asarray(target)[..., 0].tolist(), np.asarray(valid)[..., 0].tolist()
         ([[[1.0, 0.0, 0.0]]], [[[1.0, 1.0, 0.0]]])
     """
     y_true = sky_target(y_true, like)

@@ -487,10 +487,11 @@ def select_split(items, split, images_dir, split_group=None):
 
     Example:
         >>> import pathlib
+        >>> from tfds_ade20k_outdoors import split_for_file_name
         >>> rooms = [pathlib.Path(f"7_{room}.jpg") for room in ("bath", "bed", "kitchen")]
-        >>> len({split for split in SPLITS
-        ...      if select_split(rooms, split, ".", split_group=r"^([^_]+)_")})
-        1
+        >>> house_split = split_for_file_name("7")  # every room of house 7 falls in its split
+        >>> len(select_split(rooms, house_split, ".", split_group=r"^([^_]+)_"))
+        3
     """
     from tfds_ade20k_outdoors import split_for_file_name
 

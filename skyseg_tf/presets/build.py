@@ -1,11 +1,12 @@
 """Turns a finished training run into a preset folder (what ships in ``skyseg_tf/presets/``).
 
-Usage (how ``sky_unet_efficientnet_lite0`` was made from ``configs/sky_real_lite0.yaml``; the
-earlier ``sky_unet_mobilenet_v3`` the same way from ``configs/sky_real.yaml``)::
+Usage (how the default ``sky_unet_efficientnet_lite0`` was made by the last of its three
+stages, ``configs/sky_real_lite0_stage3.yaml``; ``sky_unet_efficientnet_lite0_streets`` the same
+way from ``configs/sky_real_lite0.yaml``, ``sky_unet_mobilenet_v3`` from ``configs/sky_real.yaml``)::
 
-    skyseg train --config configs/sky_real_lite0.yaml
-    python -m skyseg_tf.presets.build runs/sky_real_lite0 skyseg_tf/presets/sky_unet_efficientnet_lite0 \\
-        --card configs/sky_real_lite0.card.json
+    skyseg train --config configs/sky_real_lite0_stage3.yaml
+    python -m skyseg_tf.presets.build runs/sky_real_lite0_stage3 skyseg_tf/presets/sky_unet_efficientnet_lite0 \\
+        --card configs/sky_real_lite0_stage3.card.json
 
 It reads ``run_dir/best.keras`` (made canonical and given its preprocessing record by
 :func:`skyseg_tf.training.finalize_best_model`), writes ``preset.json`` and ``weights.npz``

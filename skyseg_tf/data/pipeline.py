@@ -157,16 +157,13 @@ FOLDER_KINDS = ("folder", "negatives")
 
 
 def _load(kind: str, arguments: dict[str, Any], split: str) -> tf.data.Dataset:
-    if split == "all" and kind in FOLDER_KINDS:
-        dataset = _call_checked(folder_dataset if kind == "folder" else negatives_dataset,
-                                f"the {kind!r} source", **{**arguments, "split": "all"})
-        _check_element_spec(dataset, f"the {kind!r} source")
-        return dataset
-    if split == "all":
-        raise ValueError(f"split 'all' scores every photo of a folder source; the {kind!r} source "
-                         f"takes one of {', '.join(map(repr, VALID_SPLITS))}.")
-    parts = _split_parts(split)
-    if kind != "tfds" and (len(parts) > 1 or parts[0][1]):
+    if split == "all":  # folder_dataset and negatives_dataset read every photo for it
+        if kind not in FOLDER_KINDS:
+            raise ValueError(f"split 'all' scores every photo of a folder source; the {kind!r} source "
+                             f"takes one of {', '.join(map(repr, VALID_SPLITS))}.")
+    else:
+        parts = _split_parts(split)  # also checks the split names of TFDS sources
+    if split != "all" and kind != "tfds" and (len(parts) > 1 or parts[0][1]):
         raise ValueError(
             f"split {split!r}: slices and sums of splits only work with TFDS sources; "
             f"the {kind!r} source takes one of {', '.join(map(repr, VALID_SPLITS))}."

@@ -246,11 +246,12 @@ def _datasets(config: TrainConfig, strategy: tf.distribute.Strategy):
     if per_source is None:
         validation_source, validation_split = _validation_source(config, source)
         validation = make_dataset(validation_source, validation_split, config.image_size, augment=False, training=False, **common)
-        if config.monitor != MONITOR and not config.monitor.startswith(("val_loss", "val_dice", "val_auc", "val_pixel_accuracy", "val_precision", "val_recall", "val_boundary_f")):
+        keys = ["val_loss"] + [f"val_{metric.name}" for metric in default_metrics()]  # what Keras logs
+        if config.monitor not in keys:
             raise ConfigError(
                 f"Invalid config value monitor={config.monitor!r}: with one validated source the figures are "
-                "val_iou, val_loss, val_dice, val_auc, val_pixel_accuracy, val_precision, val_recall and val_boundary_f; "
-                "per-source figures such as val_score need data='mix' with several validated sources or a negatives source."
+                f"{', '.join(keys)}; per-source figures such as val_score need data='mix' with several "
+                "validated sources or a negatives source."
             )
     else:
         keys = PerSourceValidation(per_source).log_keys()

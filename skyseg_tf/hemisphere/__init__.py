@@ -1,0 +1,1 @@
+"""Sky from below: fisheye lens geometry, sky view factor, panoramas."""

@@ -34,6 +34,10 @@ from typing import Any, Sequence
 RESIZE_MODES = ("resize", "crop", "short_side")
 """Values of :attr:`Preprocessing.resize_mode` (the training pipeline's ``resize_mode``)."""
 
+VIEWS = ("photo", "fisheye")
+"""Values of :attr:`Preprocessing.view`: what kind of photo the model was trained for. A
+``"fisheye"`` model is run on the image circle of an upward fisheye photo (found in each photo,
+or given), and every pixel outside the circle is "not sky"."""
 ARCHIVE_ENTRY = "skyseg_preprocessing.json"
 """Name of the record inside a ``.keras`` zip."""
 
@@ -53,14 +57,19 @@ class Preprocessing:
         resize_mode: ``"short_side"``, ``"resize"`` or ``"crop"`` (see the module docstring).
         image_size: The training ``(height, width)``; for ``"short_side"`` the shorter side is
             ``min(image_size)``.
+        view: ``"photo"`` or ``"fisheye"`` (see :data:`VIEWS`); records before 2026-12-08 have
+            no view and are ``"photo"``.
     """
 
     resize_mode: str
     image_size: tuple
+    view: str = "photo"
 
     def __post_init__(self):
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"resize_mode: received {self.resize_mode!r}; valid values are {RESIZE_MODES}.")
+        if self.view not in VIEWS:
+            raise ValueError(f"view: received {self.view!r}; valid values are {VIEWS}.")
         size = self.image_size
         if isinstance(size, int):
             size = (size, size)
@@ -91,13 +100,18 @@ class Preprocessing:
         return max(1, round(height * scale)), max(1, round(width * scale))
 
     def to_dict(self) -> dict:
-        """JSON-ready form.
+        """JSON-ready form (``view`` only when it is not ``"photo"``, so older readers read it).
 
         Example:
             >>> Preprocessing("short_side", (256, 256)).to_dict()
             {'resize_mode': 'short_side', 'image_size': [256, 256]}
+            >>> Preprocessing("short_side", (256, 256), "fisheye").to_dict()["view"]
+            'fisheye'
         """
-        return {"resize_mode": self.resize_mode, "image_size": list(self.image_size)}
+        record = {"resize_mode": self.resize_mode, "image_size": list(self.image_size)}
+        if self.view != "photo":
+            record["view"] = self.view
+        return record
 
     @classmethod
     def from_dict(cls, values: Any) -> "Preprocessing":
@@ -107,10 +121,11 @@ class Preprocessing:
             >>> Preprocessing.from_dict({"resize_mode": "resize", "image_size": [64, 64]}).image_size
             (64, 64)
         """
-        if not isinstance(values, dict) or set(values) != {"resize_mode", "image_size"}:
+        if not isinstance(values, dict) or not {"resize_mode", "image_size"} <= set(values) <= {
+                "resize_mode", "image_size", "view"}:
             raise ValueError(f"preprocessing record: received {values!r}; expected "
-                             "{'resize_mode': ..., 'image_size': [height, width]}.")
-        return cls(values["resize_mode"], tuple(values["image_size"]))
+                             "{'resize_mode': ..., 'image_size': [height, width]} and optionally 'view'.")
+        return cls(values["resize_mode"], tuple(values["image_size"]), values.get("view", "photo"))
 
 
 def attach(model, preprocessing: Preprocessing | None):

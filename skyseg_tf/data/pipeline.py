@@ -58,6 +58,7 @@ from skyseg_tf.data.augment import (
     wrap_albumentations,
 )
 from skyseg_tf.data.folder import folder_dataset
+from skyseg_tf.data.lens_view import VIEWS, fisheye_view_seeded
 from skyseg_tf.data.negatives import negatives_dataset
 from skyseg_tf.data.spec import FILE_NAME_KEY, IMAGE_KEY, MASK_KEY, VOID_LABEL
 from skyseg_tf.data.synthetic import synthetic_sky
@@ -338,8 +339,8 @@ def _indexed_cache(cache, index):
 
 
 def _element_stage(kind, arguments, split, *, size, training, shuffle, shuffle_buffer, cache,
-                   seed, resize_mode, scale_range, with_file_names, repeat):
-    """load -> resize (or limit) -> cache -> shuffle -> repeat -> crop: uint8 elements."""
+                   seed, resize_mode, scale_range, with_file_names, repeat, view="photo"):
+    """load -> resize (or limit) -> cache -> shuffle -> repeat -> crop -> view: uint8 elements."""
     if kind == "synthetic":
         arguments.setdefault("image_size", size)
     elif kind == "tfds":
@@ -398,7 +399,28 @@ def _element_stage(kind, arguments, split, *, size, training, shuffle, shuffle_b
 
         dataset = _with_random(dataset, _derive_seed(seed, 2)).map(
             random_crop, num_parallel_calls=autotune)
+    if view == "fisheye":
+        dataset = _fisheye_stage(dataset, size, seed, training)
     return dataset
+
+
+def _fisheye_stage(dataset: tf.data.Dataset, size, seed, training: bool) -> tf.data.Dataset:
+    """Every element seen through a random fisheye lens (:func:`~skyseg_tf.data.lens_view.fisheye_view`):
+    new lenses each training epoch; the same lens per element in every evaluation pass."""
+    def warp(element, random_int):
+        image, mask = tf.numpy_function(fisheye_view_seeded, [element[0], element[1], random_int],
+                                        [tf.uint8, tf.uint8], stateful=False)
+        image = tf.ensure_shape(image, [*size, 3])
+        mask = tf.ensure_shape(mask, [*size, 1])
+        return (image, mask, *element[2:])
+
+    if training:
+        dataset = _with_random(dataset, _derive_seed(seed, 6))
+    else:
+        randoms = tf.data.Dataset.random(seed=_derive_seed(0 if seed is None else seed, 6),
+                                         rerandomize_each_iteration=False)
+        dataset = tf.data.Dataset.zip((dataset, randoms))
+    return dataset.map(warp, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,6 +447,7 @@ def make_dataset(
     training: bool | None = None,
     with_file_names: bool = False,
     options: tf.data.Options | None = None,
+    view: str = "photo",
     **source_kwargs: Any,
 ) -> tf.data.Dataset:
     """Builds the batched input pipeline for training or evaluation.
@@ -493,6 +516,11 @@ def make_dataset(
             evaluation reports. Not for ``model.fit``/``evaluate``, which would read the third
             item as sample weights.
         options: extra ``tf.data.Options`` merged into the pipeline's.
+        view: ``"photo"`` (as it is) or ``"fisheye"``: every element (after resizing and
+            cropping, before augmentation) re-imaged through a random upward fisheye lens with
+            a random rotation and image circle (:func:`~skyseg_tf.data.lens_view.fisheye_view`);
+            for training hemispherical-photo models. In a mix, each source spec takes its own
+            ``"view"``.
         **source_kwargs: arguments of the source (see :func:`load_source`). For
             ``"synthetic"``, ``image_size`` defaults to the output size; to render at another
             size use ``{"type": "synthetic", "image_size": ...}``.
@@ -555,6 +583,7 @@ def make_dataset(
         augment = "tf" if training else False
 
     scale_range = _check_scale_range(scale_range)
+    checks.choice("view", view, VIEWS)
     kind, arguments = parse_source(source, source_kwargs)
     stage = dict(size=size, training=training, shuffle=shuffle, shuffle_buffer=shuffle_buffer,
                  cache=cache, seed=seed, resize_mode=resize_mode, scale_range=scale_range,
@@ -566,7 +595,7 @@ def make_dataset(
                 sub_kind, sub_arguments = parse_source(spec, {})
                 sources.append(_element_stage(
                     sub_kind, sub_arguments, split,
-                    **{**stage, "repeat": training or repeat,
+                    **{**stage, "repeat": training or repeat, "view": arguments["views"][index],
                        "cache": _indexed_cache(cache, index),
                        "seed": None if seed is None else _derive_seed(seed, 10 + index)}))
         if training:
@@ -580,7 +609,7 @@ def make_dataset(
             if repeat:
                 dataset = dataset.repeat()
     else:
-        dataset = _element_stage(kind, arguments, split, repeat=repeat, **stage)
+        dataset = _element_stage(kind, arguments, split, repeat=repeat, view=view, **stage)
     autotune = tf.data.AUTOTUNE
 
     batch_augment = None

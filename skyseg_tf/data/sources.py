@@ -18,6 +18,9 @@ import collections.abc
 from typing import Any
 
 import tensorflow as tf
+
+from skyseg_tf import checks
+from skyseg_tf.data.lens_view import VIEWS
 from tfds_ade20k_outdoors import DATASET_NAME as TFDS_NAME
 
 SOURCE_FORMS = (
@@ -125,8 +128,9 @@ def parse_source(source: Any, kwargs: dict[str, Any]) -> tuple[str, dict[str, An
 
 
 def _parse_mix(source: collections.abc.Mapping, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``{"sources": [spec...], "weights": [...], "validate": [bool...], "names": [str...]}``
-    of a mix spec (a source spec may carry ``weight``, ``validate`` and ``name``)."""
+    """``{"sources": [spec...], "weights": [...], "validate": [bool...], "names": [str...],
+    "views": [str...]}`` of a mix spec (a source spec may carry ``weight``, ``validate``,
+    ``name`` and ``view``)."""
     unknown = sorted(set(source) - {"type", "sources", "weights"})
     sources = source.get("sources")
     if unknown or not isinstance(sources, (list, tuple)) or not sources:
@@ -139,17 +143,19 @@ def _parse_mix(source: collections.abc.Mapping, kwargs: dict[str, Any]) -> dict[
     if kwargs:
         raise TypeError(f"a mix source takes its arguments inside each source spec; received "
                         f"keyword arguments {sorted(kwargs)}.")
-    specs, own_weights, validate, names = [], [], [], []
+    specs, own_weights, validate, names, views = [], [], [], [], []
     for spec in sources:
         if isinstance(spec, collections.abc.Mapping):
             spec = dict(spec)
             own_weights.append(spec.pop("weight", None))
             validate.append(spec.pop("validate", True))
             names.append(spec.pop("name", None) if spec.get("type") != "tfds" else None)
+            views.append(checks.choice(f"source {dict(spec)!r}: view", spec.pop("view", "photo"), VIEWS))
         else:
             own_weights.append(None)
             validate.append(True)
             names.append(None)
+            views.append("photo")
         if isinstance(spec, collections.abc.Mapping) and spec.get("type") == "mix":
             raise ValueError("a mix source cannot contain another mix; list all sources in one.")
         parse_source(spec, {})  # Fails early, with the valid forms, for a bad spec.
@@ -179,7 +185,7 @@ def _parse_mix(source: collections.abc.Mapping, kwargs: dict[str, Any]) -> dict[
         raise ValueError(f"mix source: the sources' names {names} must differ (they name the "
                          "per-source validation figures); give each source spec a 'name'.")
     return {"sources": specs, "weights": [float(w) / total for w in weights], "validate": validate,
-            "names": names}
+            "names": names, "views": views}
 
 
 __all__ = ["SOURCE_FORMS", "parse_source", "renders_synthetic_without_size", "source_spec"]

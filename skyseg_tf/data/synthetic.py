@@ -295,13 +295,20 @@ def synthetic_file_name(seed: int, index: int) -> str:
     return f"synthetic_{seed}_{index:06d}.png"
 
 
-def render_element(seed: int, index: int, image_size: Sequence[int] = DEFAULT_IMAGE_SIZE) -> dict:
-    """Renders element ``index`` of ``synthetic_sky(seed=seed, image_size=image_size)`` in numpy.
+SCENE_SETS = ("horizon", "upward")
+"""Values of :func:`synthetic_sky`'s ``scenes``: ordinary photos of the world (:func:`render_scene`)
+or upward-looking fisheye photos (:func:`skyseg_tf.data.synthetic_upward.render_upward_scene`)."""
+
+
+def render_element(seed: int, index: int, image_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
+                   scenes: str = "horizon") -> dict:
+    """Renders element ``index`` of ``synthetic_sky(seed=seed, image_size=image_size, scenes=scenes)`` in numpy.
 
     Args:
         seed: the dataset seed (a non-negative int).
         index: the element's index over the whole dataset.
         image_size: ``(height, width)`` in pixels.
+        scenes: one of :data:`SCENE_SETS`.
 
     Returns:
         A dict of numpy values following :data:`skyseg_tf.data.spec.ELEMENT_SPEC`.
@@ -313,7 +320,14 @@ def render_element(seed: int, index: int, image_size: Sequence[int] = DEFAULT_IM
     """
     seed = checks.non_negative_int("seed", seed)
     height, width = _check_size(image_size, "image_size")
-    image, mask = render_scene(np.random.default_rng([seed, int(index)]), height, width)
+    checks.choice("scenes", scenes, SCENE_SETS)
+    rng = np.random.default_rng([seed, int(index)])
+    if scenes == "upward":
+        from skyseg_tf.data.synthetic_upward import render_upward_scene  # it builds on this module
+
+        image, mask = render_upward_scene(rng, height, width)
+        return spec.make_element(image, mask, f"synthetic_upward_{seed}_{int(index):06d}.png")
+    image, mask = render_scene(rng, height, width)
     return spec.make_element(image, mask, synthetic_file_name(seed, int(index)))
 
 
@@ -322,6 +336,7 @@ def synthetic_sky(
     image_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
     seed: int = 0,
     split: str | None = None,
+    scenes: str = "horizon",
 ) -> tf.data.Dataset:
     """A ``tf.data`` source of procedural scenes with exact sky masks.
 
@@ -341,6 +356,10 @@ def synthetic_sky(
         seed: a non-negative int; element ``i`` is a pure function of ``(seed, i, image_size)``.
         split: ``"train"``, ``"validation"`` or ``"test"`` for the 60/20/20 partition of
             :func:`split_indices` (``i % 5`` in {0, 1, 2} / {3} / {4}), or ``None`` for all.
+        scenes: ``"horizon"`` (the scenes above) or ``"upward"``: hemispherical photos taken
+            straight up, in an image circle with a blank surround (streets, canyons, courtyards,
+            parks, forests; :mod:`skyseg_tf.data.synthetic_upward`), named
+            ``synthetic_upward_{seed}_{index:06d}.png``.
 
     Returns:
         A finite ``tf.data.Dataset`` of dicts with known cardinality.
@@ -355,10 +374,11 @@ def synthetic_sky(
     """
     seed = checks.non_negative_int("seed", seed)
     height, width = _check_size(image_size, "image_size")
+    checks.choice("scenes", scenes, SCENE_SETS)
     indices = split_indices(num_examples, split)
 
     def render(index):
-        return render_element(seed, int(index), (height, width))
+        return render_element(seed, int(index), (height, width), scenes)
 
     @tf.autograph.experimental.do_not_convert
     def to_element(index):

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from skyseg_tf import checks
+from skyseg_tf.hemisphere.lens import ImageCircle, circle_mask
 from skyseg_tf.image_ops import resize_images, resize_probabilities
 from skyseg_tf.inference.predictor import SkyPredictor, as_predictor
 from skyseg_tf.inference.refine import DEFAULT_GUIDED_EPS, REFINE_METHODS, default_guided_radius, refine_probability
@@ -140,6 +141,7 @@ def predict_image(
     progress: bool = False,
     *,
     output_size: Sequence[int] | None = None,
+    circle: ImageCircle | Sequence[float] | str | bool | None = None,
 ) -> np.ndarray:
     """Predicts the sky probability of every pixel of an image, at the image's own resolution.
 
@@ -172,6 +174,13 @@ def predict_image(
         output_size: ``(height, width)`` of the returned map, in ``"resize"`` mode without
             refinement; default the image's own size. For a photo decoded at reduced scale
             (JPEG draft decoding), pass the photo's full size.
+        circle: The image circle of a fisheye photo: the model runs on the circle's bounding
+            square and every pixel outside the circle is 0 (never sky). ``None`` (default): the
+            model's recorded view decides, ``"auto"`` for a model trained for fisheye photos
+            (``sky_unet_efficientnet_lite0_fisheye``), no circle otherwise; ``"auto"``: found
+            in the photo (:func:`skyseg_tf.hemisphere.find_image_circle`); an
+            :class:`~skyseg_tf.hemisphere.ImageCircle` or ``(cx, cy, radius)`` in pixels of
+            ``image``; ``False``: none.
 
     Returns:
         float32 ``[H, W]`` sky probabilities in ``[0, 1]``.
@@ -196,8 +205,13 @@ def predict_image(
     predictor = as_predictor(model)
     image = as_rgb(image)
     height, width = image.shape[:2]
-    mode = resolve_mode(mode, image.shape, predictor, tile_size)
     output_size = checks.size_pair("output_size", output_size)
+    circle = resolve_circle(circle, predictor, image)
+    if circle is not None:
+        return _predict_in_circle(predictor, image, circle, output_size, dict(
+            input_size=input_size, mode=mode, tile_size=tile_size, overlap=overlap, refine=refine,
+            batch_size=batch_size, refine_radius=refine_radius, refine_eps=refine_eps, progress=progress))
+    mode = resolve_mode(mode, image.shape, predictor, tile_size)
     if output_size is not None and (mode != "resize" or refine is not None):
         raise ValueError(
             f"output_size: received {output_size!r} with mode={mode!r} and refine={refine!r}; it "
@@ -237,8 +251,60 @@ def predict_image(
     return np.clip(probability, 0.0, 1.0).astype(np.float32, copy=False)
 
 
+def resolve_circle(circle, predictor, image: np.ndarray) -> ImageCircle | None:
+    """The image circle :func:`predict_image` uses for ``circle`` (see there), or ``None``.
+
+    Example:
+        >>> photo = np.zeros((40, 60, 3), np.uint8)
+        >>> resolve_circle((30, 20, 18), as_predictor(lambda x: x[..., :1]), photo)
+        ImageCircle(cx=30.0, cy=20.0, radius=18.0)
+        >>> resolve_circle(None, as_predictor(lambda x: x[..., :1]), photo) is None
+        True
+    """
+    if circle is None:
+        recorded = getattr(predictor, "preprocessing", None)
+        circle = "auto" if recorded is not None and recorded.view == "fisheye" else False
+    if circle is False:
+        return None
+    if isinstance(circle, ImageCircle):
+        return circle
+    if isinstance(circle, str):
+        if circle != "auto":
+            raise ValueError(f"circle: received {circle!r}; pass 'auto', False, an ImageCircle or "
+                             "(cx, cy, radius) in pixels.")
+        from skyseg_tf.hemisphere.circle import find_image_circle
+
+        return find_image_circle(image)
+    try:
+        cx, cy, radius = (float(value) for value in circle)
+    except (TypeError, ValueError):
+        raise ValueError(f"circle: received {circle!r}; pass 'auto', False, an ImageCircle or "
+                         "(cx, cy, radius) in pixels.") from None
+    return ImageCircle(cx, cy, radius)
+
+
+def _predict_in_circle(predictor, image, circle: ImageCircle, output_size, options) -> np.ndarray:
+    """Predicts the circle's bounding box (clipped to the image); 0 outside the circle."""
+    height, width = image.shape[:2]
+    top, bottom = max(0, int(np.floor(circle.cy - circle.radius))), min(height, int(np.ceil(circle.cy + circle.radius)))
+    left, right = max(0, int(np.floor(circle.cx - circle.radius))), min(width, int(np.ceil(circle.cx + circle.radius)))
+    if bottom - top < 2 or right - left < 2:
+        raise ValueError(f"circle: {circle} does not overlap the {width}x{height} image; check its centre "
+                         "and radius (pixels of the image passed), or pass circle='auto'.")
+    probability = np.zeros((height, width), np.float32)
+    probability[top:bottom, left:right] = predict_image(
+        predictor, image[top:bottom, left:right], circle=False, **options)
+    if output_size is not None and tuple(output_size) != (height, width):
+        out_height, out_width = output_size
+        probability = cv2.resize(probability, (out_width, out_height), interpolation=cv2.INTER_LINEAR)
+        circle = ImageCircle(circle.cx * out_width / width, circle.cy * out_height / height,
+                             circle.radius * min(out_width / width, out_height / height))
+    probability[~circle_mask(probability.shape, circle)] = 0.0
+    return probability
+
+
 # --------------------------------------------------------------------------------------------
 
 
-__all__ = ["DEFAULT_INPUT_SIZE", "MODES", "as_rgb", "check_prediction_options", "predict_image", "resolve_mode",
-           "working_size"]
+__all__ = ["DEFAULT_INPUT_SIZE", "MODES", "as_rgb", "check_prediction_options", "predict_image", "resolve_circle",
+           "resolve_mode", "working_size"]

@@ -10,7 +10,7 @@ from typing import Any, Optional
 from skyseg_tf.data.augment import STRENGTHS as AUGMENT_STRENGTHS
 from skyseg_tf.data.pipeline import AUGMENT_NAMES
 from skyseg_tf.losses import LOSSES as _LOSS_CLASSES
-from skyseg_tf.preprocessing import RESIZE_MODES
+from skyseg_tf.preprocessing import RESIZE_MODES, VIEWS
 
 # The choices of each option, defined here or read from the module that implements them, and
 # read by the CLI: one list per option.
@@ -91,6 +91,12 @@ class TrainConfig:
             ``"short_side"`` (shorter side to ``min(image_size)``, aspect kept, scale jitter
             and random crops when training); recorded in the saved model, so prediction runs
             the model at the scale it was trained at.
+        view: The photos the model is for: ``"photo"`` or ``"fisheye"`` (upward hemispherical
+            photos), recorded in the saved model (:mod:`skyseg_tf.preprocessing`) so that
+            prediction finds each photo's image circle and calls everything outside it "not
+            sky". A single source is also trained and validated through that view
+            (:func:`~skyseg_tf.data.make_dataset`'s ``view``); in a mix each source spec names
+            its own ``view``.
         scale_range: Scale jitter of ``"short_side"`` training crops, ``[low, high]``.
         cache: Cache decoded examples in memory.
         run_dir: Folder for the config, checkpoints, logs, history and plots.
@@ -132,6 +138,7 @@ class TrainConfig:
     augment: str = "tf"
     augment_strength: str = "default"
     resize_mode: str = "resize"
+    view: str = "photo"
     scale_range: tuple = (1.0, 1.6)
     cache: bool = False
     run_dir: str = "runs/train"
@@ -214,7 +221,8 @@ class TrainConfig:
             _fail("freeze_encoder_epochs", self.freeze_encoder_epochs, f"must be smaller than epochs ({self.epochs})")
         for key, valid in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES),
                            ("strategy", STRATEGIES), ("augment", AUGMENTATIONS),
-                           ("augment_strength", AUGMENT_STRENGTHS), ("resize_mode", RESIZE_MODES)):
+                           ("augment_strength", AUGMENT_STRENGTHS), ("resize_mode", RESIZE_MODES),
+                           ("view", VIEWS)):
             if getattr(self, key) not in valid:
                 _fail(key, getattr(self, key), f"valid values are {', '.join(valid)}")
         for key in ("learning_rate", "weight_decay"):

@@ -219,15 +219,15 @@ def _per_source_validation(config: TrainConfig, source: dict, common: dict) -> l
     if source.get("type") != "mix" or config.val_images is not None:
         return None
     arguments = parse_source(source, {})[1]
-    chosen = [(spec, name) for spec, name, use in
-              zip(arguments["sources"], arguments["names"], arguments["validate"]) if use]
-    negative = [isinstance(spec, dict) and spec.get("type") == "negatives" for spec, _ in chosen]
+    chosen = [(spec, name, view) for spec, name, use, view in
+              zip(arguments["sources"], arguments["names"], arguments["validate"], arguments["views"]) if use]
+    negative = [isinstance(spec, dict) and spec.get("type") == "negatives" for spec, _, _ in chosen]
     if len(chosen) < 2 and not any(negative):
         return None
     sources = []
-    for (spec, name), is_negative in zip(chosen, negative):
+    for (spec, name, view), is_negative in zip(chosen, negative):
         dataset = make_dataset(spec, config.validation_split, config.image_size, augment=False,
-                               training=False, **common)
+                               training=False, **{**common, "view": view})
         if config.validation_steps is not None:
             dataset = dataset.take(config.validation_steps)
         sources.append(ValidationSource(name, dataset, is_negative))
@@ -240,6 +240,8 @@ def _datasets(config: TrainConfig, strategy: tf.distribute.Strategy):
     source = _source(config)
     common = dict(global_batch_size=config.global_batch_size, seed=config.seed, cache=config.cache,
                   resize_mode=config.resize_mode, scale_range=config.scale_range)
+    if source.get("type") != "mix":  # a mix's sources each name their own view
+        common["view"] = config.view
     train = make_dataset(source, config.train_split, config.image_size, augment=_augment(config), training=True, **common)
     per_source = _per_source_validation(config, source, {**common, "cache": False})
     validation = None
@@ -480,7 +482,7 @@ def finalize_best_model(run_dir: str, config: TrainConfig | None = None) -> str:
         if config.bn_momentum is not None:
             set_batch_norm_momentum(built, config.bn_momentum)
         restore_canonical(model, built).save(path)
-    write_to_keras_file(path, Preprocessing(config.resize_mode, tuple(config.image_size)))
+    write_to_keras_file(path, Preprocessing(config.resize_mode, tuple(config.image_size), config.view))
     return path
 
 

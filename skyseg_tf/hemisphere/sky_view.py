@@ -46,7 +46,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
@@ -117,32 +116,24 @@ def _max_zenith(value, lens: FisheyeLens) -> float:
     return value
 
 
-def _zenith(shape, circle: ImageCircle, lens: FisheyeLens) -> np.ndarray:
-    """Zenith angle (radians) of every pixel, NaN outside the image circle (as :func:`polar_angles`)."""
-    rho = normalised_radius(shape, circle)
-    rho[rho > 1.0] = np.nan
-    return lens.zenith_angle(rho)
+def _ring_sums(values, rho, lens, rings, max_zenith) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ring index per pixel, and per ring the pixel count and the sum of ``values``.
 
-
-def _ring_index(zenith: np.ndarray, rings: int, max_zenith: float) -> np.ndarray:
-    """Ring of every pixel (``0 .. rings - 1``), ``rings`` for pixels beyond ``max_zenith`` or outside."""
-    scaled = zenith * (rings / math.radians(max_zenith))
-    with np.errstate(invalid="ignore"):
-        inside = scaled <= rings  # NaN (outside the circle) is False; the rim itself joins the last ring
-    return np.where(inside, np.minimum(np.nan_to_num(scaled), rings - 1), rings).astype(np.intp)
-
-
-def _ring_sums(values, zenith, rings, max_zenith) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ring index per pixel, and per ring the pixel count and the sum of ``values``."""
-    index = _ring_index(zenith, rings, max_zenith)
-    counts = np.bincount(index.ravel(), minlength=rings + 1)[:rings]
-    sums = np.bincount(index.ravel(), weights=values.ravel(), minlength=rings + 1)[:rings]
+    ``rho`` is the normalised radius of every pixel (:func:`normalised_radius`). Ring ``i`` holds
+    the pixels with zenith angle in ``(theta[i-1], theta[i]]`` (the zenith itself in the first);
+    pixels beyond ``max_zenith`` or outside the image circle get index ``rings``.
+    """
+    edges = lens.radius(np.radians(_edges(rings, max_zenith)))  # the same edges as radii: one search per pixel
+    edges[0] = -np.inf
+    index = np.searchsorted(edges, rho.ravel()) - 1
+    counts = np.bincount(index, minlength=rings + 1)[:rings]
+    sums = np.bincount(index, weights=values.ravel(), minlength=rings + 1)[:rings]
     return index, counts, sums
 
 
-def _ring_fractions(values, zenith, circle, rings, max_zenith) -> np.ndarray:
+def _ring_fractions(values, rho, circle, lens, rings, max_zenith) -> np.ndarray:
     """Sky share per ring, with a clear error where a ring has no pixel."""
-    _, counts, sums = _ring_sums(values, zenith, rings, max_zenith)
+    _, counts, sums = _ring_sums(values, rho, lens, rings, max_zenith)
     empty = np.flatnonzero(counts == 0)
     if empty.size:
         width = max_zenith / rings
@@ -175,28 +166,28 @@ def _prepare(sky, circle, lens, threshold):
     return values, circle, lens
 
 
-def _svf(values, zenith, circle, lens, rings) -> float:
+def _svf(values, rho, circle, lens, rings) -> float:
     if lens.fov < 2.0 * HEMISPHERE_DEGREES:
         raise ValueError(f"lens: received {lens!r}; the sky view factor needs the whole hemisphere, so pass the "
                          "lens the photo was taken with if its fov >= 180, or use canopy_openness(..., "
                          f"max_zenith={lens.fov / 2.0:g}) for the part of the sky this lens sees.")
-    fractions = _ring_fractions(values, zenith, circle, rings, HEMISPHERE_DEGREES)
+    fractions = _ring_fractions(values, rho, circle, lens, rings, HEMISPHERE_DEGREES)
     return float(np.dot(fractions, _cosine_weights(rings)))
 
 
-def _openness(values, zenith, circle, rings, max_zenith) -> float:
-    fractions = _ring_fractions(values, zenith, circle, rings, max_zenith)
+def _openness(values, rho, circle, lens, rings, max_zenith) -> float:
+    fractions = _ring_fractions(values, rho, circle, lens, rings, max_zenith)
     return float(np.dot(fractions, _solid_angle_weights(rings, max_zenith)))
 
 
-def _sectors(values, zenith, azimuth, sectors, max_zenith) -> tuple[np.ndarray, np.ndarray]:
+def _sectors(values, rho, azimuth, lens, sectors, max_zenith) -> tuple[np.ndarray, np.ndarray]:
     rings = DEFAULT_RINGS
-    index, counts, _ = _ring_sums(values, zenith, rings, max_zenith)
+    index, counts, _ = _ring_sums(values, rho, lens, rings, max_zenith)
     # Each pixel stands for its ring's solid angle shared among the ring's pixels; the last entry
     # (index == rings) is for pixels outside the circle or beyond max_zenith and weighs nothing.
     per_pixel = np.zeros(rings + 1)
     np.divide(_solid_angle_weights(rings, max_zenith), counts, out=per_pixel[:rings], where=counts > 0)
-    weight = per_pixel[index]
+    weight = per_pixel[index].reshape(values.shape)
     scaled = np.nan_to_num(azimuth) * (sectors / (2.0 * np.pi))
     sector = np.minimum(scaled.astype(np.intp), sectors - 1).ravel()
     totals = np.bincount(sector, weights=weight.ravel(), minlength=sectors)
@@ -236,7 +227,7 @@ def sky_view_factor(sky, circle: ImageCircle | None = None, lens: FisheyeLens | 
     """
     values, circle, lens = _prepare(sky, circle, lens, threshold)
     rings = checks.positive_int("rings", rings)
-    return _svf(values, _zenith(values.shape, circle, lens), circle, lens, rings)
+    return _svf(values, normalised_radius(values.shape, circle), circle, lens, rings)
 
 
 def canopy_openness(sky, circle: ImageCircle | None = None, lens: FisheyeLens | None = None, *,
@@ -256,14 +247,14 @@ def canopy_openness(sky, circle: ImageCircle | None = None, lens: FisheyeLens | 
         The canopy openness, from 0 to 1.
 
     Example:
-        >>> sky = np.ones((200, 200), bool)
-        >>> round(canopy_openness(sky, max_zenith=60), 3)
-        1.0
+        >>> sky = np.zeros((200, 200), bool); sky[:, 100:] = True  # the right half of the sky
+        >>> round(canopy_openness(sky, rings=30, max_zenith=60), 3)
+        0.5
     """
     values, circle, lens = _prepare(sky, circle, lens, threshold)
     rings = checks.positive_int("rings", rings)
     max_zenith = _max_zenith(max_zenith, lens)
-    return _openness(values, _zenith(values.shape, circle, lens), circle, rings, max_zenith)
+    return _openness(values, normalised_radius(values.shape, circle), circle, lens, rings, max_zenith)
 
 
 def gap_fraction_by_ring(sky, circle: ImageCircle | None = None, lens: FisheyeLens | None = None, *,
@@ -292,7 +283,7 @@ def gap_fraction_by_ring(sky, circle: ImageCircle | None = None, lens: FisheyeLe
     values, circle, lens = _prepare(sky, circle, lens, threshold)
     rings = checks.positive_int("rings", rings)
     max_zenith = _max_zenith(max_zenith, lens)
-    fractions = _ring_fractions(values, _zenith(values.shape, circle, lens), circle, rings, max_zenith)
+    fractions = _ring_fractions(values, normalised_radius(values.shape, circle), circle, lens, rings, max_zenith)
     return _edges(rings, max_zenith), fractions
 
 
@@ -303,8 +294,9 @@ def sky_fraction_by_sector(sky, circle: ImageCircle | None = None, lens: Fisheye
 
     Sector ``k`` spans azimuths ``k * 360 / sectors`` to ``(k + 1) * 360 / sectors`` degrees
     (azimuth 0 up in the image, clockwise). Within a sector each pixel stands for the solid
-    angle of its 1-degree zenith ring shared among the ring's pixels, so a sector's share is its
-    canopy openness and does not depend on the lens projection.
+    angle of its zenith ring (:data:`DEFAULT_RINGS` rings over ``0 .. max_zenith``) shared among
+    the ring's pixels, so a sector's share is its canopy openness and does not depend on the lens
+    projection; rings without pixels (tiny images) are left out.
 
     Args:
         sky: ``[H, W]`` bool mask or float sky probability / mask in ``[0, 1]``.
@@ -327,8 +319,8 @@ def sky_fraction_by_sector(sky, circle: ImageCircle | None = None, lens: Fisheye
     values, circle, lens = _prepare(sky, circle, lens, threshold)
     sectors = checks.positive_int("sectors", sectors)
     max_zenith = _max_zenith(max_zenith, lens)
-    zenith, azimuth = polar_angles(values.shape, circle, lens)
-    return _sectors(values, zenith, azimuth, sectors, max_zenith)
+    _, azimuth = polar_angles(values.shape, circle, lens)
+    return _sectors(values, normalised_radius(values.shape, circle), azimuth, lens, sectors, max_zenith)
 
 
 def hemisphere_figures(sky, circle: ImageCircle | None = None, lens: FisheyeLens | None = None, *,
@@ -368,12 +360,13 @@ def hemisphere_figures(sky, circle: ImageCircle | None = None, lens: FisheyeLens
     gap_rings = checks.positive_int("gap_rings", gap_rings)
     sectors = checks.positive_int("sectors", sectors)
     max_zenith = _max_zenith(max_zenith, lens)
-    zenith, azimuth = polar_angles(values.shape, circle, lens)
-    svf = _svf(values, zenith, circle, lens, rings)
-    openness = _openness(values, zenith, circle, rings, max_zenith)
+    rho = normalised_radius(values.shape, circle)
+    _, azimuth = polar_angles(values.shape, circle, lens)
+    svf = _svf(values, rho, circle, lens, rings)
+    openness = _openness(values, rho, circle, lens, rings, max_zenith)
     gap_edges = _edges(gap_rings, max_zenith)
-    gaps = _ring_fractions(values, zenith, circle, gap_rings, max_zenith)
-    sector_edges, shares = _sectors(values, zenith, azimuth, sectors, max_zenith)
+    gaps = _ring_fractions(values, rho, circle, lens, gap_rings, max_zenith)
+    sector_edges, shares = _sectors(values, rho, azimuth, lens, sectors, max_zenith)
     return {
         "svf": svf,
         "canopy_openness": openness,

@@ -317,25 +317,38 @@ def write_outputs(image: np.ndarray | None, probability: np.ndarray, out_stem: s
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for kind, path in output_paths(out_stem, save).items():
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_bytes(data[kind])
-        os.replace(partial, path)
+        _write_atomically(path, data[kind])
         written.append(path)
     return written
+
+
+def _write_atomically(path: pathlib.Path, data: bytes) -> None:
+    """Writes to a hidden temporary name, then renames: a reader never sees half a file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+POLAR_SUFFIX = "_polar.png"
+"""Suffix of the polar plot of the sky that ``predict_paths(lens="fisheye" | "panorama")`` writes."""
+
+HEMISPHERE_COLUMNS = ("svf", "canopy_openness")
+"""Record columns added for fisheye photos and panoramas (the JSON lines also hold the gap
+fraction per ring, the sky fraction per sector, the image circle and the lens)."""
 
 
 class _RecordWriter:
     """Writes one record per photo to predictions.jsonl and predictions.csv (header once):
     appended to an earlier run's records (a resumed run), or replacing them (``fresh``)."""
 
-    def __init__(self, out_dir: pathlib.Path, fresh: bool = False):
+    def __init__(self, out_dir: pathlib.Path, fresh: bool = False, columns: Sequence[str] = RECORD_COLUMNS):
         self.jsonl_path = out_dir / RECORDS_JSONL
         self.csv_path = out_dir / RECORDS_CSV
         mode = "w" if fresh else "a"
         new_csv = fresh or not self.csv_path.exists() or self.csv_path.stat().st_size == 0
         self._jsonl = open(self.jsonl_path, mode, encoding="utf-8")
         self._csv_file = open(self.csv_path, mode, encoding="utf-8", newline="")
-        self._csv = csv.DictWriter(self._csv_file, fieldnames=RECORD_COLUMNS, extrasaction="ignore")
+        self._csv = csv.DictWriter(self._csv_file, fieldnames=list(columns), extrasaction="ignore")
         if new_csv:
             self._csv.writeheader()
 
@@ -396,6 +409,9 @@ def predict_paths(
     draft: bool = False,
     has_sky_fraction: float = DEFAULT_HAS_SKY_FRACTION,
     records: bool = True,
+    lens: str = "photo",
+    fisheye_lens=None,
+    circle=None,
 ) -> PredictionSummary:
     """Predicts image files and folders; writes masks, probability maps, overlays, mattes and records.
 
@@ -435,6 +451,17 @@ def predict_paths(
             full decode in ``benchmarks/bench_predict_throughput.py``); off by default.
         has_sky_fraction: Sky fraction from which a record says ``has_sky``.
         records: Append the per-photo records to ``predictions.jsonl`` / ``predictions.csv``.
+        lens: ``"photo"``; ``"fisheye"`` for upward hemispherical photos (the model runs on each
+            photo's image circle, see ``circle``) or ``"panorama"`` for equirectangular
+            360-degree panoramas (perspective views stitched back; the upper hemisphere
+            projected to an upward fisheye). Both also write ``photo_polar.png`` (the sky in
+            polar form, :func:`skyseg_tf.hemisphere.polar_plot`) and add the sky view factor,
+            canopy openness, gap fraction per zenith ring and sky fraction per azimuth sector to
+            each record (:func:`skyseg_tf.hemisphere.predict_hemisphere`).
+        fisheye_lens: The fisheye camera's :class:`~skyseg_tf.hemisphere.FisheyeLens`
+            (default equidistant, 180 degrees), or the lens a panorama is projected with.
+        circle: For ``lens="fisheye"``: ``None`` (found in each photo) or the image circle of
+            every photo, ``(cx, cy, radius)`` in pixels.
 
     Returns:
         A :class:`PredictionSummary`; ``summary.ok`` is False when any file failed.
@@ -465,6 +492,15 @@ def predict_paths(
     workers = checks.non_negative_int("workers", workers)
     input_size = check_prediction_options(input_size, mode, tile_size, overlap, refine, batch_size,
                                           refine_radius, refine_eps)
+    from skyseg_tf.hemisphere.measure import LENSES
+
+    hemisphere = checks.choice("lens", lens, LENSES) != "photo"
+    if hemisphere and draft:
+        raise ValueError(f"draft: received True with lens={lens!r}; the sky view factor is measured on "
+                         "the full photo, so pass draft=False (or leave it out).")
+    if circle is not None and lens != "fisheye":
+        raise ValueError(f"circle: received {circle!r} with lens={lens!r}; an image circle belongs to "
+                         "lens='fisheye'.")
     items, skipped = collect_inputs(inputs, recursive)
     if not items:
         raise ValueError(
@@ -478,7 +514,10 @@ def predict_paths(
     if not overwrite:
         todo = []
         for path, stem in items:
-            done = all(p.exists() for p in output_paths(out_dir / stem, save).values())
+            expected = list(output_paths(out_dir / stem, save).values())
+            if hemisphere:
+                expected.append(out_dir / f"{stem}{POLAR_SUFFIX}")
+            done = all(p.exists() for p in expected)
             (summary.existing.append(path) if done else todo.append((path, stem)))
         items = todo
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -487,7 +526,8 @@ def predict_paths(
                    batch_size=batch_size, refine_radius=refine_radius, refine_eps=refine_eps)
     full_pixels = refine is not None or any(kind in FULL_RESOLUTION_KINDS for kind in save)
     failures = (ValueError, OSError, tf.errors.OpError, MemoryError, Image.DecompressionBombError)
-    recorder = _RecordWriter(out_dir, fresh=overwrite) if records else None
+    columns = RECORD_COLUMNS[:-1] + HEMISPHERE_COLUMNS + RECORD_COLUMNS[-1:] if hemisphere else RECORD_COLUMNS
+    recorder = _RecordWriter(out_dir, fresh=overwrite, columns=columns) if records else None
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -496,6 +536,12 @@ def predict_paths(
 
     def predict_one(image, full_size):
         started = time.perf_counter()
+        if hemisphere:
+            from skyseg_tf.hemisphere.measure import predict_hemisphere
+
+            result = predict_hemisphere(predictor, image, lens=lens, fisheye_lens=fisheye_lens, circle=circle,
+                                        threshold=threshold, **options)
+            return result, time.perf_counter() - started
         if full_size != image.shape[:2]:  # draft-decoded: predict small, map at full size
             probability = predict_image(predictor, image, output_size=full_size, **options)
         else:
@@ -504,10 +550,18 @@ def predict_paths(
 
     def finish(path, stem, image, probability, seconds):
         started = time.perf_counter()
+        result = None
+        if hemisphere:
+            result, probability = probability, np.nan_to_num(probability.probability, nan=0.0)
         written = write_outputs(image if full_pixels else None, probability, out_dir / stem, save,
                                 threshold, probability_bits, refined=refine == "guided")
         facts = sky_facts(probability, threshold, has_sky_fraction)
-        record = {"path": str(path), "outputs": [str(p) for p in written], **facts,
+        extra = {}
+        if result is not None:
+            written.append(_write_polar_plot(out_dir / f"{stem}{POLAR_SUFFIX}", image, result, lens, threshold))
+            extra = {key: result.figures[key] for key in ("svf", "canopy_openness", "gap_fraction_by_ring",
+                                                          "sky_fraction_by_sector", "circle", "lens")}
+        record = {"path": str(path), "outputs": [str(p) for p in written], **facts, **extra,
                   "seconds": round(seconds + time.perf_counter() - started, 4)}
         return written, record
 
@@ -544,6 +598,21 @@ def predict_paths(
         if bar is not None:
             bar.close()
     return summary
+
+
+def _write_polar_plot(path: pathlib.Path, image: np.ndarray, result, lens: str, threshold: float) -> pathlib.Path:
+    """The polar plot of one hemispherical prediction, the photo tinted under it."""
+    from skyseg_tf.hemisphere.measure import polar_plot
+    from skyseg_tf.hemisphere.panorama import panorama_to_fisheye
+
+    if lens == "panorama":
+        photo, _ = panorama_to_fisheye(image, size=result.fisheye.shape[0], lens=result.lens)
+    else:
+        photo = image
+    plot = polar_plot(result.fisheye, result.circle, result.lens, threshold=threshold, photo=photo,
+                      title=f"SVF {result.figures['svf']:.3f}")
+    _write_atomically(path, _encode(".png", plot))
+    return path
 
 
 def _failed_future(error) -> concurrent.futures.Future:

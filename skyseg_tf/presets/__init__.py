@@ -33,6 +33,9 @@ from skyseg_tf import preprocessing as _preprocessing
 DEFAULT_PRESET = "sky_unet_efficientnet_lite0"
 """The preset used when no model is given."""
 
+FISHEYE_PRESET = "sky_unet_efficientnet_lite0_fisheye"
+"""The preset for upward hemispherical (fisheye) photos (``configs/sky_fisheye_lite0.yaml``)."""
+
 PRESET_FILE = "preset.json"
 WEIGHTS_FILE = "weights.npz"
 _ROOT = pathlib.Path(__file__).parent
@@ -160,4 +163,4 @@ def save_preset(model, folder: str | os.PathLike, *, model_name: str, model_kwar
     return folder
 
 
-__all__ = ["DEFAULT_PRESET", "from_preset", "list_presets", "preset_info", "save_preset"]
+__all__ = ["DEFAULT_PRESET", "FISHEYE_PRESET", "from_preset", "list_presets", "preset_info", "save_preset"]

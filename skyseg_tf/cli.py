@@ -427,6 +427,19 @@ def _load_model_or_preset(model: str | None):
 @click.option("--lookahead", default=None, type=int,
               help="Videos: later frames each frame's smoothing may use (default: 8); 0 smooths over past "
                    "frames only.")
+@click.option("--lens", type=click.Choice(["photo", "fisheye", "panorama"]), default="photo", show_default=True,
+              help="fisheye: upward hemispherical photos (the model runs on each photo's image circle; default "
+                   "model the preset sky_unet_efficientnet_lite0_fisheye); panorama: equirectangular 360-degree "
+                   "panoramas (2:1). Both also write PHOTO_polar.png and add the sky view factor, canopy "
+                   "openness and gap fractions to each record (docs/hemisphere.md).")
+@click.option("--projection", type=click.Choice(["equidistant", "equisolid", "stereographic", "orthographic"]),
+              default="equidistant", show_default=True, help="The fisheye lens's projection (--lens fisheye), or "
+                                                             "the one a panorama's sky is drawn with.")
+@click.option("--fov", default=180.0, show_default=True, type=float,
+              help="The fisheye lens's field of view in degrees, across the image circle.")
+@click.option("--circle", "circle_text", default=None,
+              help="The image circle of every photo as CX,CY,RADIUS in pixels (--lens fisheye; default: found "
+                   "in each photo).")
 @click.option("--runner", type=click.Choice(["local", "beam"]), default="local", show_default=True,
               help="local: this process; beam: an Apache Beam pipeline (docs/beam.md; needs skyseg-tf[beam]). "
                    "With beam, --overwrite replaces an earlier run's results (default: refuse).")
@@ -436,7 +449,7 @@ def _load_model_or_preset(model: str | None):
 @_friendly_errors
 def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_size, overlap, refine, threshold,
                     recursive, optimize, overwrite, workers, draft, has_sky_fraction, smoothing, motion, lookahead,
-                    runner, beam_options):
+                    lens, projection, fov, circle_text, runner, beam_options):
     """Write sky masks, probability maps, overlays and mattes at each image's own resolution.
 
     INPUTS are image files, folders, quoted glob patterns ("shots/*.jpg") or video files
@@ -444,8 +457,15 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
     (sky fraction, has_sky, mean confidence, skyline profile) is appended to predictions.jsonl and
     predictions.csv in --out. Photos and videos whose outputs exist are skipped unless --overwrite.
     Unreadable files are reported and skipped; the command exits with status 1 if any failed.
+
+    With --lens fisheye (upward hemispherical photos) or --lens panorama (360-degree
+    panoramas), each photo also gets a polar plot of its sky and its record the sky view factor,
+    canopy openness, gap fraction per zenith ring and sky fraction per azimuth sector.
     """
+    hemisphere = _hemisphere_options(lens, projection, fov, circle_text)
     if runner == "beam":
+        if lens != "photo":
+            raise click.UsageError("--lens fisheye/panorama runs locally for now; leave out --runner beam.")
         try:
             from skyseg_tf.beam import predict_pipeline
         except ImportError as error:
@@ -478,6 +498,9 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
     # Videos inside input folders are predicted too (their outputs go straight into --out).
     images, skipped = collect_inputs(photos, recursive) if photos else ([], [])
     videos += [str(path) for path in skipped if is_video(path)]
+    if hemisphere and videos:
+        raise click.UsageError(f"--lens {lens}: videos ({', '.join(map(str, videos))}) are ordinary footage; "
+                               "predict them without --lens.")
     stems = [os.path.splitext(os.path.basename(video))[0] for video in videos]
     same = sorted({video for video, stem in zip(videos, stems) if stems.count(stem) > 1})
     if same:
@@ -485,6 +508,10 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
                          f"{', '.join(same)}. Predict them into different --out folders.")
     options = dict(input_size=_parse_size(input_size), mode=mode, tile_size=tile_size, overlap=overlap,
                    refine=None if refine == "none" else refine)
+    if model_path is None and lens == "fisheye":
+        from skyseg_tf.presets import FISHEYE_PRESET
+
+        model_path = FISHEYE_PRESET
     model = _load_model_or_preset(model_path)
     if optimize:
         optimized, _ = optimize_if_possible(model)
@@ -495,6 +522,7 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
             model, photos if len(photos) > 1 else photos[0], out_dir, save=kinds, threshold=threshold,
             recursive=recursive, overwrite=overwrite, workers=workers, draft=draft,
             **({} if has_sky_fraction is None else {"has_sky_fraction": has_sky_fraction}), **options,
+            **hemisphere,
         )
         click.echo(str(summary))
         ok = summary.ok
@@ -503,6 +531,25 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
                             options) and ok
     if not ok:
         sys.exit(1)
+
+
+def _hemisphere_options(lens, projection, fov, circle_text) -> dict:
+    """predict_paths' lens, fisheye_lens and circle from the command line (nothing for photos)."""
+    if lens == "photo":
+        if circle_text is not None:
+            raise click.UsageError("--circle: the image circle belongs to --lens fisheye.")
+        return {}
+    from skyseg_tf.hemisphere import FisheyeLens
+
+    options = {"lens": lens, "fisheye_lens": FisheyeLens(projection, fov)}
+    if circle_text is not None:
+        try:
+            cx, cy, radius = (float(part) for part in circle_text.split(","))
+        except ValueError:
+            raise click.BadParameter(f"received {circle_text!r}; pass CX,CY,RADIUS in pixels, e.g. 1000,750,740.",
+                                     param_hint="--circle") from None
+        options["circle"] = (cx, cy, radius)
+    return options
 
 
 def _predict_video(model, video, out_dir, kinds, threshold, smoothing, motion, lookahead, overwrite, options) -> bool:

@@ -231,6 +231,18 @@ def _sample(texture, u, v, border=cv2.BORDER_REFLECT_101):
     return out.ravel()[:n].reshape(shape)
 
 
+def _plane_radius(theta):
+    """Where a ray at zenith angle ``theta`` meets a layer over the camera (clouds, a canopy).
+
+    ``tan(theta)`` (units of the layer's height) up to 60 degrees, then growing linearly with the
+    same slope, so the layer shrinks towards the horizon like a plane in perspective but stays
+    finite (and free of radial streaks) down to the rim of a 200-degree lens (about 4.5).
+    """
+    knee = np.float32(math.pi / 3)
+    return np.where(theta < knee, np.tan(np.minimum(theta, knee)),
+                    np.float32(math.tan(math.pi / 3)) + (theta - knee) * np.float32(4.0))
+
+
 def _pick(rng, table):
     """A colour from a table of ``(range, share)`` rows."""
     shares = np.array([share for _, share in table])
@@ -334,6 +346,13 @@ class _UpwardScene:
             return None
         return r0, r1, c0, c1
 
+    def points_box(self, x, y, margin):
+        """The rows and columns ``(r0, r1, c0, c1)`` around pixel points, in the frame, or None."""
+        margin = int(math.ceil(margin)) + 2
+        c0, c1 = max(0, int(np.floor(np.min(x))) - margin), min(self.w, int(np.ceil(np.max(x))) + margin + 1)
+        r0, r1 = max(0, int(np.floor(np.min(y))) - margin), min(self.h, int(np.ceil(np.max(y))) + margin + 1)
+        return (r0, r1, c0, c1) if r0 < r1 and c0 < c1 else None
+
     def paint(self, region, color, box=None):
         """Paints ``color`` (RGB or an array) on ``region`` (inside ``box``) and unmarks its sky."""
         r0, r1, c0, c1 = box if box is not None else (0, self.h, 0, self.w)
@@ -366,15 +385,18 @@ class _UpwardScene:
             cells = rng.uniform(8, 24)
             self.cloud_texture = _noise(rng, 384, 384, cells, cells * rng.uniform(0.6, 1.6),
                                         octaves=5, persistence=0.55)
-            self.cloud_span = 4.0
             if time == "overcast":
                 self.cloud_cover = rng.uniform(-0.2, 0.35)
                 self.cloud_soft = rng.uniform(0.3, 0.8)
                 self.cloud_strength = rng.uniform(0.3, 0.9)
-            else:
+            elif time == "day":
                 self.cloud_cover = rng.uniform(0.35, 0.65)
                 self.cloud_soft = rng.uniform(0.05, 0.2)
                 self.cloud_strength = rng.uniform(0.75, 1.0)
+            else:  # dusk and night: soft, thin clouds
+                self.cloud_cover = rng.uniform(0.4, 0.7)
+                self.cloud_soft = rng.uniform(0.15, 0.4)
+                self.cloud_strength = rng.uniform(0.4, 0.85)
             lit, shadow = _CLOUDS[time]
             self.cloud_lit, self.cloud_shadow = _color(rng, *lit), _color(rng, *shadow)
 
@@ -396,14 +418,13 @@ class _UpwardScene:
             disc = cosd > np.float32(math.cos(self.sun_radius))
             color = np.where(disc[..., None], np.float32(255.0), color)
         if self.cloud_texture is not None:
-            span = self.cloud_span
-            q = np.minimum(sth / np.maximum(cth, np.float32(1e-3)), np.float32(span))
-            q = np.where(cth > 0, q, np.float32(span))
+            span = np.float32(4.6)
+            q = _plane_radius(th)
             n = self.cloud_texture.shape[0] - 1
             u = (q * ux / span + 1) * np.float32(0.5 * n)
             v = (1 - q * uy / span) * np.float32(0.5 * n)
             density = _sample(self.cloud_texture, u, v)
-            fade = np.clip((span - q) / np.float32(0.35 * span), 0, 1)
+            fade = np.clip((np.float32(4.3) - q) / np.float32(1.3), 0, 1)  # into the haze
             alpha = np.clip((density - self.cloud_cover) / self.cloud_soft, 0, 1) * fade * self.cloud_strength
             thick = np.clip((density - self.cloud_cover) / np.float32(0.35), 0, 1)[..., None]
             cloud = self.cloud_lit + thick * (self.cloud_shadow - self.cloud_lit)
@@ -414,8 +435,11 @@ class _UpwardScene:
         return color
 
     def sky_layer(self):
+        """Colours the pixels that are still sky once everything else is painted."""
         stars = self.time == "night" and self.rng.random() < 0.5
-        self.image[:] = self.sky_rgb(self.th, self.sth, self.cth, self.sph, self.cph, stars=stars)
+        idx = np.flatnonzero(self.sky)
+        th, ux, uy = self.th.ravel()[idx], self.sph.ravel()[idx], self.cph.ravel()[idx]
+        self.image.reshape(-1, 3)[idx] = self.sky_rgb(th, np.sin(th), np.cos(th), ux, uy, stars=stars)
 
     def ground(self):
         """Below the horizon (lenses over 180 degrees): pavement or grass, darker far away."""
@@ -446,13 +470,16 @@ class _UpwardScene:
         self.faces.append(dict(p0=p0, p1=p1, top=height - self.camera_height, kind=kind,
                                color=np.asarray(color, np.float32), **params))
 
-    def cylinder(self, x, y, radius, height, color):
-        """A trunk or a pole: a face across the line of sight at ``(x, y)``, as wide as it."""
+    def cylinder(self, x, y, radius, height, color, taper=0.0):
+        """A trunk or a pole: a face across the line of sight at ``(x, y)``, as wide as it.
+
+        ``taper`` narrows it upwards: at the top it is ``1 - taper`` as wide as at the foot.
+        """
         distance = math.hypot(x, y)
         if distance < radius * 1.5:
             return
         px, py = y / distance * radius, -x / distance * radius  # clockwise across the view
-        self.face((x - px, y - py), (x + px, y + py), height, kind=_CYLINDER, color=color)
+        self.face((x - px, y - py), (x + px, y + py), height, kind=_CYLINDER, color=color, taper=taper)
 
     def building(self, a, b, back, height, depth, rng, glass=None):
         """A box building: its front is ``a - b`` and it extends ``depth`` metres along ``back``."""
@@ -511,7 +538,7 @@ class _UpwardScene:
             return
         defaults = dict(scale=1.0, fascia=0.0, windows=0.0, pitch_s=3.0, pitch_z=3.0, fill_s=0.5,
                         fill_z=0.5, offset_s=0.0, ground=4.0, balconies=0.0, lit=0.0, texture=0.15,
-                        reflect=0.8, spandrel=0.0, tint=np.ones(3, np.float32))
+                        reflect=0.8, spandrel=0.0, taper=0.0, tint=np.ones(3, np.float32))
         faces = self.faces
         arr = {k: np.array([f.get(k, v) for f in faces], np.float32) for k, v in defaults.items()}
         p0 = np.array([f["p0"] for f in faces])
@@ -569,6 +596,10 @@ class _UpwardScene:
         with np.errstate(divide="ignore"):
             ground = self.camera_height / np.tan(np.maximum(-e, 1e-6))
         keep = ~(below & (ground < t_hit))
+        # A tapering trunk leaves the sides of its face to the sky (not to a face behind it).
+        height = np.clip((t_hit * self.tan_e.ravel()[idx] + self.camera_height)
+                         / (top[f] + self.camera_height), 0, 1)
+        keep &= np.abs(2 * a_hit - 1) <= 1 - arr["taper"][f] * height
         idx, f, t_hit, a_hit = idx[keep], f[keep], t_hit[keep], a_hit[keep]
         rgb = self.shade_faces(idx, f, t_hit, a_hit, arr, kinds, colors, p0, p1, top)
         self.image.reshape(-1, 3)[idx] = rgb
@@ -678,8 +709,9 @@ class _UpwardScene:
         tan_a = math.tan(math.asin(radius / distance))
         reach = 1.6 * tan_a
         box = self.cone_box(c, e1, e2, reach)
-        lumps_tex = _noise(rng, 96, 96, 5, 5, octaves=3)
-        leaves_tex = _noise(rng, 160, 160, 45, 45, octaves=2, persistence=0.6)
+        lumps_tex = _noise(rng, 96, 96, 6, 6, octaves=4, persistence=0.6)
+        clusters_tex = _noise(rng, 128, 128, 16, 16, octaves=2)
+        leaves_tex = _noise(rng, 192, 192, 60, 60, octaves=2, persistence=0.6)
         if box is None:
             return
         r0, r1, c0, c1 = box
@@ -691,17 +723,21 @@ class _UpwardScene:
         dc = np.maximum(dc, np.float32(0.1))
         xi = (vx * e1f[0] + vy * e1f[1] + vz * e1f[2]) / dc / np.float32(tan_a)
         eta = (vx * e2f[0] + vy * e2f[1] + vz * e2f[2]) / dc / np.float32(tan_a)
-        lumps = _sample(lumps_tex, (xi / 1.6 + 1) * 47.5, (eta / 1.6 + 1) * 47.5)
-        leaves = _sample(leaves_tex, (xi / 1.6 + 1) * 79.5, (eta / 1.6 + 1) * 79.5)
-        field = 1 - xi * xi - eta * eta + 0.9 * (lumps - 0.5) + 0.5 * (leaves - 0.5) + density
-        region = ok & (field > 0) & ~((leaves > holes) & (field < 0.7))
+        gx, gy = (xi / 1.6 + 1) * 0.5, (eta / 1.6 + 1) * 0.5
+        lumps = _sample(lumps_tex, gx * 95, gy * 95)
+        clusters = _sample(clusters_tex, gx * 127, gy * 127)
+        leaves = _sample(leaves_tex, gx * 191, gy * 191)
+        field = 1 - xi * xi - eta * eta + 1.4 * (lumps - 0.5) + 0.6 * (clusters - 0.5) + density
+        gaps = ((leaves > holes) & (field < 0.8)) | ((clusters < 0.3) & (field < 0.5))
+        region = ok & (field + 0.3 * (leaves - 0.5) > 0) & ~gaps
         region &= self.depth[r0:r1, c0:c1] > math.hypot(centre[0], centre[1]) - radius
         if not region.any():
             return
-        shade = 0.55 + 0.8 * leaves - 0.35 * np.clip(field, 0, 1) + 0.3 * np.clip(0.3 - field, 0, 0.3)
+        shade = (0.45 + 0.6 * leaves + 0.5 * clusters - 0.35 * np.clip(field, 0, 1)
+                 + np.clip(0.25 - field, 0, 0.25))
         self.paint(region, leaf * shade[..., None], box)
 
-    def bare_tree(self, x, y, trunk_top, trunk_radius, reach, bark, max_segments=1500):
+    def bare_tree(self, x, y, trunk_top, trunk_radius, reach, bark, max_segments=1500, twigs=0):
         """Leafless branches from a trunk's top, growing towards the zenith across the sky."""
         rng = self.rng
         root = np.array([[x, y, trunk_top - self.camera_height]])
@@ -712,14 +748,14 @@ class _UpwardScene:
         distance = math.hypot(x, y)
         angle = math.atan2(self.circle.cx - 0.5 - rx, -(self.circle.cy - 0.5 - ry))  # towards the centre
         towards = math.hypot(self.circle.cx - 0.5 - rx, self.circle.cy - 0.5 - ry)
-        length = min(reach * self.pixel_scale(math.hypot(distance, trunk_top)) * 0.6,
-                     max(towards, 0.25 * self.circle.radius))
+        length = min(reach * self.pixel_scale(math.hypot(distance, trunk_top)) * 0.7,
+                     0.8 * towards + 0.1 * self.circle.radius)
         width = max(1.5, 2 * trunk_radius * self.pixel_scale(math.hypot(distance, trunk_top)))
         if length < 4:
             return
-        levels = int(np.clip(math.log(width) / -math.log(0.63) + rng.integers(2, 4), 4, 9))
+        levels = int(np.clip(math.log(width) / -math.log(0.63) + rng.integers(2, 4) + twigs, 4, 11))
         segments = _branch_segments(rng, 0.0, 0.0, math.pi / 2 + rng.normal(0, 0.15), length * 0.45,
-                                    width, levels, spread=rng.uniform(0.35, 0.6),
+                                    width, levels, spread=rng.uniform(0.4, 0.7),
                                     max_segments=max_segments)
         self.branches.append((_rotate_segments(segments, rx, ry, -angle), bark))
 
@@ -845,6 +881,7 @@ class _UpwardScene:
                     self.bare_tree(x, y, trunk, 0.2, size * 2.5, bark * 0.8)
                 else:
                     self.crowns.append(((x, y, trunk + size - self.camera_height), size, leaf))
+                    self.bare_tree(x, y, trunk, 0.2, size * 1.6, bark * 0.6, max_segments=150)
         if rng.random() < 0.6:  # poles with lamps and wires along one side
             side = rng.choice([-1, 1])
             x = (west + 0.6) if side < 0 else (east - 0.6)
@@ -892,7 +929,7 @@ class _UpwardScene:
         glass_share = 0.15
         for i in range(4):  # the north, east, south and west walls
             a, b = np.array(corners[i]), np.array(corners[(i + 1) % 4])
-            back = np.array([(b - a)[1], -(b - a)[0]])  # out of the courtyard
+            back = np.array([-(b - a)[1], (b - a)[0]])  # out of the courtyard
             parts = int(rng.integers(1, 4))
             cuts = np.sort(rng.uniform(0.2, 0.8, parts - 1))
             stops = np.concatenate([[0.0], cuts, [1.0]])
@@ -905,8 +942,10 @@ class _UpwardScene:
             x, y = rng.uniform(-0.7, 0.7) * hx - cx, rng.uniform(-0.7, 0.7) * hy - cy
             size = rng.uniform(2.5, 5.0)
             trunk = rng.uniform(2.0, 4.0)
-            self.cylinder(x, y, rng.uniform(0.1, 0.3), trunk + size * 0.5, self.lit(_color(rng, *_BARK)))
+            bark = self.lit(_color(rng, *_BARK))
+            self.cylinder(x, y, rng.uniform(0.1, 0.3), trunk + size * 0.5, bark)
             self.crowns.append(((x, y, trunk + size - self.camera_height), size, leaf))
+            self.bare_tree(x, y, trunk, 0.2, size * 1.6, bark * 0.6, max_segments=150)
         if rng.random() < 0.3:  # washing lines or cables between facades
             for _ in range(int(rng.integers(1, 4))):
                 y = rng.uniform(-hy, hy) - cy
@@ -936,11 +975,12 @@ class _UpwardScene:
             x, y = distance * math.sin(azimuth), distance * math.cos(azimuth)
             size = rng.uniform(2.5, 7.0)
             trunk = rng.uniform(2.0, 5.0)
-            self.cylinder(x, y, rng.uniform(0.15, 0.45), trunk + size * 0.5, bark)
+            self.cylinder(x, y, rng.uniform(0.12, 0.35), trunk + size * 0.5, bark)
             if winter:
                 self.bare_tree(x, y, trunk, 0.3, size * 2.5, bark * 0.8)
             else:
                 self.crowns.append(((x, y, trunk + size - self.camera_height), size, leaf))
+                self.bare_tree(x, y, trunk, 0.2, size * 1.6, bark * 0.6, max_segments=150)
         for _ in range(int(rng.integers(0, 3))):
             azimuth = rng.uniform(0, 2 * math.pi)
             distance = rng.uniform(3, 20)
@@ -961,21 +1001,22 @@ class _UpwardScene:
         bark = self.lit(_color(rng, *_BARK))
         self.canopy_height = rng.uniform(6, 22)
         trunks = int(rng.integers(12, 50))
-        distance = np.sqrt(rng.uniform(1.5**2, 35**2, trunks))
+        distance = np.sqrt(rng.uniform(2.5**2, 35**2, trunks))
         azimuth = rng.uniform(0, 2 * math.pi, trunks)
         order = np.argsort(distance)
         roots = 0
         for i in order:
             x, y = distance[i] * math.sin(azimuth[i]), distance[i] * math.cos(azimuth[i])
-            radius = rng.uniform(0.1, 0.45)
+            radius = rng.uniform(0.1, 0.35)
             top = self.canopy_height + rng.uniform(0.5, 6.0)
-            self.cylinder(x, y, radius, top, bark * rng.uniform(0.7, 1.2))
-            if roots < (25 if winter else 8):
-                self.bare_tree(x, y, top * rng.uniform(0.7, 0.95), radius * 0.7, top * 0.9, bark * 0.75,
-                               max_segments=800 if winter else 300)
+            self.cylinder(x, y, radius, top, bark * rng.uniform(0.7, 1.2), taper=rng.uniform(0.5, 0.85))
+            if roots < (14 if winter else 8):
+                fork = top * (rng.uniform(0.45, 0.8) if winter else rng.uniform(0.7, 0.95))
+                self.bare_tree(x, y, fork, radius * 0.6, top * (1.6 if winter else 0.9), bark * 0.7,
+                               max_segments=2500 if winter else 300, twigs=3 if winter else 0)
                 roots += 1
         if not winter:
-            self.canopy = rng.uniform(-0.12, 0.25)
+            self.canopy = rng.uniform(-0.22, 0.2)
             self.canopy_leaf = self.lit(_color(rng, *_LEAVES[int(rng.choice(3, p=(0.65, 0.25, 0.1)))]))
 
     # -- painting ---------------------------------------------------------------------------------
@@ -983,7 +1024,6 @@ class _UpwardScene:
     def render(self):
         rng = self.rng
         self.facade_texture = _noise(rng, 256, 256, 24, 24, octaves=3)
-        self.sky_layer()
         self.ground()
         self.render_faces()
         if self.treeline:
@@ -994,17 +1034,29 @@ class _UpwardScene:
         if self.canopy is not None:
             self.paint_canopy()
         for segments, bark in self.branches:
-            self.paint(_draw_segments(self.h, self.w, segments), bark)
+            box = self.points_box(segments[:, [0, 2]], segments[:, [1, 3]], segments[:, 4].max())
+            if box is not None:
+                r0, r1, c0, c1 = box
+                shifted = segments - np.array([c0, r0, c0, r0, 0.0])
+                self.paint(_draw_segments(r1 - r0, c1 - c0, shifted), bark, box)
         for polygon, color in self.shapes:
-            layer = np.zeros((self.h, self.w), np.uint8)
-            hull = cv2.convexHull(np.round(polygon * 16).astype(np.int32))
-            cv2.fillConvexPoly(layer, hull, 1, cv2.LINE_8, shift=4)
-            self.paint(layer > 0, color)
+            box = self.points_box(polygon[:, 0], polygon[:, 1], 1)
+            if box is not None:
+                r0, r1, c0, c1 = box
+                layer = np.zeros((r1 - r0, c1 - c0), np.uint8)
+                hull = cv2.convexHull(np.round((polygon - [c0, r0]) * 16).astype(np.int32))
+                cv2.fillConvexPoly(layer, hull, 1, cv2.LINE_8, shift=4)
+                self.paint(layer > 0, color, box)
         for polys, thickness, color in self.lines:
-            layer = np.zeros((self.h, self.w), np.uint8)
-            pts = [np.round(p * 16).astype(np.int32) for p in polys]
-            cv2.polylines(layer, pts, False, 1, thickness, cv2.LINE_8, shift=4)
-            self.paint(layer > 0, color)
+            points = np.concatenate(polys)
+            box = self.points_box(points[:, 0], points[:, 1], thickness)
+            if box is not None:
+                r0, r1, c0, c1 = box
+                layer = np.zeros((r1 - r0, c1 - c0), np.uint8)
+                pts = [np.round((p - [c0, r0]) * 16).astype(np.int32) for p in polys]
+                cv2.polylines(layer, pts, False, 1, thickness, cv2.LINE_8, shift=4)
+                self.paint(layer > 0, color, box)
+        self.sky_layer()
 
     def paint_treeline(self):
         """A ring of trees along the horizon, in front of far buildings and behind near things."""
@@ -1026,16 +1078,15 @@ class _UpwardScene:
     def paint_canopy(self):
         """A forest canopy overhead: crowns seen from below with gaps; denser towards the horizon."""
         rng = self.rng
-        span = 4.5
+        span = np.float32(4.6)
         crowns = _noise(rng, 384, 384, rng.uniform(10, 24), rng.uniform(10, 24), octaves=4, persistence=0.5)
-        leaves = _noise(rng, 384, 384, 110, 110, octaves=2, persistence=0.6)
-        q = np.minimum(self.sth / np.maximum(self.cth, np.float32(1e-3)), np.float32(span))
-        q = np.where(self.cth > 0, q, np.float32(span))
+        leaves = _noise(rng, 512, 512, 170, 170, octaves=2, persistence=0.6)
+        q = _plane_radius(self.th)
         u = (q * self.sph / span + 1) * np.float32(191.5)
         v = (1 - q * self.cph / span) * np.float32(191.5)
         clumps = _sample(crowns, u, v)
-        fine = _sample(leaves, u, v)
-        field = clumps + 0.35 * (fine - 0.5) + 0.12 * q + self.canopy - 0.5
+        fine = _sample(leaves, u * np.float32(4 / 3), v * np.float32(4 / 3))
+        field = clumps + 0.5 * (fine - 0.5) + 0.12 * q + self.canopy - 0.5
         region = self.inside & (field > 0)
         distance = self.canopy_height / np.maximum(self.tan_e, np.float32(1e-3))
         region &= self.depth > distance
@@ -1052,7 +1103,7 @@ class _UpwardScene:
         circle = self.circle
         xx = (np.arange(w, dtype=np.float32) + 0.5 - np.float32(circle.cx)) / np.float32(circle.radius)
         yy = (np.arange(h, dtype=np.float32) + 0.5 - np.float32(circle.cy)) / np.float32(circle.radius)
-        rho = np.sqrt(xx[None, :] ** 2 + yy[:, None] ** 2)
+        rho2 = xx[None, :] ** 2 + yy[:, None] ** 2
         if self.sun is not None:
             image = self.glare(image, xx, yy)
         for x, y, radius in self.lamps:
@@ -1060,16 +1111,15 @@ class _UpwardScene:
         warmth = rng.uniform(-0.07, 0.07)
         exposure = rng.uniform(1.2, 1.8) if rng.random() < 0.15 else rng.uniform(0.8, 1.15)
         gain = exposure * np.array((1 + warmth, 1 + rng.uniform(-0.02, 0.02), 1 - warmth), np.float32)
-        falloff = 1 - rng.uniform(0.0, 0.45) * rho**2
+        falloff = 1 - np.float32(rng.uniform(0.0, 0.45)) * rho2
         if rng.random() < 0.08:  # a dark ring at the rim of the circle
             start = rng.uniform(0.85, 0.95)
-            falloff *= 1 - rng.uniform(0.5, 0.9) * np.clip((rho - start) / (1 - start), 0, 1) ** 2
-        image = image * (falloff[..., None] * gain)
-        if rng.random() < 0.7:
-            surround = np.zeros(3, np.float32)
-        else:
-            surround = np.full(3, rng.uniform(3, 22), np.float32)
-        image = np.where(self.inside[..., None], image, surround)
+            ring = np.clip((np.sqrt(rho2) - np.float32(start)) / np.float32(1 - start), 0, 1)
+            falloff *= 1 - np.float32(rng.uniform(0.5, 0.9)) * ring * ring
+        image = image * falloff[..., None]
+        image *= gain
+        surround = np.full(3, 0.0 if rng.random() < 0.7 else rng.uniform(3, 22), np.float32)
+        np.copyto(image, surround, where=~self.inside[..., None])
         if rng.random() < 0.5:
             sigma = rng.uniform(0.4, 1.0)
             image = cv2.GaussianBlur(image, (0, 0), sigma)
@@ -1081,8 +1131,12 @@ class _UpwardScene:
                 image[..., channel] = cv2.warpAffine(np.ascontiguousarray(image[..., channel]), matrix, (w, h),
                                                      flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         sigma = rng.uniform(0.8, 3.5) * (2.0 if self.time == "night" else 1.0)
-        image = image + sigma * rng.standard_normal(image.shape, dtype=np.float32)
-        image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
+        # Sensor noise after demosaicing is a little blotchy: drawn at half size, then enlarged.
+        grain = rng.standard_normal(((h + 1) // 2, (w + 1) // 2, 3), dtype=np.float32)
+        grain = cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
+        image += np.float32(sigma * 1.4) * grain
+        image += np.float32(0.5)
+        image = np.clip(image, 0, 255, out=image).astype(np.uint8)
         if rng.random() < 0.3:
             ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 92))])
             image = np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])

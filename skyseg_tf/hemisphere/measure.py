@@ -27,7 +27,7 @@ import numpy as np
 
 from skyseg_tf import checks
 from skyseg_tf.hemisphere.lens import FisheyeLens, ImageCircle, circle_mask
-from skyseg_tf.hemisphere.sky_view import hemisphere_figures
+from skyseg_tf.hemisphere.sky_view import DEFAULT_GAP_RINGS, DEFAULT_RINGS, hemisphere_figures
 
 LENSES = ("photo", "fisheye", "panorama")
 """What a photo is: an ordinary photo, an upward fisheye photo, an equirectangular panorama."""
@@ -124,7 +124,10 @@ def predict_hemisphere(model, image, *, lens: str = "fisheye", fisheye_lens: Fis
         fisheye, found_circle = panorama_to_fisheye(upper, size=checks.positive_int("fisheye_size", fisheye_size),
                                                     lens=fisheye_lens)
         fisheye = fisheye.astype(np.float32, copy=False)
-    figures = hemisphere_figures(fisheye, found_circle, fisheye_lens, threshold=threshold)
+    # 90 one-degree rings, fewer for a small circle (every ring must hold pixels).
+    rings = int(min(DEFAULT_RINGS, max(1, found_circle.radius // 3)))
+    figures = hemisphere_figures(fisheye, found_circle, fisheye_lens, threshold=threshold, rings=rings,
+                                 gap_rings=min(DEFAULT_GAP_RINGS, rings))
     return HemispherePrediction(probability, fisheye, found_circle, fisheye_lens, figures)
 
 

@@ -72,15 +72,19 @@ except ImportError as _error:  # pragma: no cover - depends on the environment
     ) from _error
 
 from skyseg_tf import checks
+from skyseg_tf.hemisphere.measure import LENSES
 from skyseg_tf.inference.facts import DEFAULT_HAS_SKY_FRACTION, sky_facts
 from skyseg_tf.inference.files import (
     DEFAULT_SAVE,
     OUTPUT_SUFFIXES,
+    POLAR_SUFFIX,
     PREDICT_EXTENSIONS,
     RECORD_COLUMNS,
     RECORDS_CSV,
     RECORDS_JSONL,
     SAVE_KINDS,
+    encode_image,
+    record_columns,
     render_outputs,
 )
 from skyseg_tf.inference.predict import check_prediction_options
@@ -114,6 +118,7 @@ class Prediction(NamedTuple):
 
     probability: Any  # float32 [H, W]
     seconds: float  # spent in predict_image
+    hemisphere: Any = None  # a skyseg_tf.hemisphere.HemispherePrediction for fisheye photos and panoramas
 
 
 # ----------------------------------------------------------------------------- model
@@ -217,6 +222,9 @@ class SkyModelHandler(ModelHandler):
         model: A preset name or a path (see :func:`load_model_source`).
         optimize: Run the inference rewrite of the model.
         max_batch_size: Photos per ``run_inference`` call.
+        lens: ``"photo"``, ``"fisheye"`` or ``"panorama"``: the latter two go through
+            :func:`skyseg_tf.hemisphere.predict_hemisphere` (with ``fisheye_lens`` and ``circle``),
+            as ``skyseg predict --lens`` does.
         **predict_options: Arguments of :func:`skyseg_tf.inference.predict_image` (``mode``,
             ``input_size``, ``refine``, ...).
 
@@ -229,11 +237,14 @@ class SkyModelHandler(ModelHandler):
         (30, 40)
     """
 
-    def __init__(self, model: str, *, optimize: bool = False, max_batch_size: int = 1, **predict_options):
+    def __init__(self, model: str, *, optimize: bool = False, max_batch_size: int = 1, lens: str = "photo",
+                 fisheye_lens=None, circle=None, threshold: float = DEFAULT_THRESHOLD, **predict_options):
         super().__init__(min_batch_size=1, max_batch_size=checks.positive_int("max_batch_size", max_batch_size))
         self._model = model
         self._optimize = optimize
         self._predict_options = predict_options
+        self._lens = checks.choice("lens", lens, LENSES)
+        self._hemisphere_options = dict(lens=lens, fisheye_lens=fisheye_lens, circle=circle, threshold=threshold)
 
     def load_model(self):
         from skyseg_tf.inference import as_predictor
@@ -246,9 +257,19 @@ class SkyModelHandler(ModelHandler):
         results = []
         for photo in batch:
             started = time.perf_counter()
-            probability = predict_image(model, photo.image, **self._predict_options)
-            results.append(PredictionResult(photo, Prediction(probability, time.perf_counter() - started),
-                                            self._model))
+            hemisphere = None
+            if self._lens == "photo":
+                probability = predict_image(model, photo.image, **self._predict_options)
+            else:
+                import numpy
+
+                from skyseg_tf.hemisphere import predict_hemisphere
+
+                hemisphere = predict_hemisphere(model, photo.image, **self._hemisphere_options,
+                                                **self._predict_options)
+                probability = numpy.nan_to_num(hemisphere.probability, nan=0.0)
+            results.append(PredictionResult(
+                photo, Prediction(probability, time.perf_counter() - started, hemisphere), self._model))
         return results
 
     def get_num_bytes(self, batch: Sequence[Photo]) -> int:
@@ -439,6 +460,12 @@ def _write(result, out_dir, save, threshold, probability_bits, refined, has_sky_
             writer.write(payload)
         written.append(path)
     facts = sky_facts(prediction.probability, threshold, has_sky_fraction)
+    if prediction.hemisphere is not None:
+        path = FileSystems.join(out_dir, photo.stem + POLAR_SUFFIX)
+        with FileSystems.create(path, mime_type="image/png", compression_type=CompressionTypes.UNCOMPRESSED) as writer:
+            writer.write(encode_image(".png", prediction.hemisphere.polar_plot(photo.image, threshold=threshold)))
+        written.append(path)
+        facts.update(prediction.hemisphere.record())
     beam.metrics.Metrics.counter(METRICS_NAMESPACE, "photos_predicted").inc()
     seconds = photo.seconds + prediction.seconds + time.perf_counter() - started
     return {"path": photo.path, "outputs": written, **facts, "seconds": round(seconds, 4)}
@@ -470,9 +497,9 @@ def _failed_batch(bad):
         yield _dead_letter(photo.path, error_info, "predict")
 
 
-def _csv_line(record: dict) -> str:
+def _csv_line(record: dict, columns: Sequence[str] = RECORD_COLUMNS) -> str:
     buffer = io.StringIO()
-    csv.DictWriter(buffer, fieldnames=RECORD_COLUMNS, extrasaction="ignore", lineterminator="").writerow(record)
+    csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="").writerow(record)
     return buffer.getvalue()
 
 
@@ -635,6 +662,9 @@ def predict_pipeline(
     recursive: bool = False,
     optimize: bool = False,
     has_sky_fraction: float = DEFAULT_HAS_SKY_FRACTION,
+    lens: str = "photo",
+    fisheye_lens=None,
+    circle=None,
 ) -> BeamPredictionSummary:
     """Predicts photos with an Apache Beam pipeline; writes what ``skyseg predict`` writes.
 
@@ -662,6 +692,10 @@ def predict_pipeline(
         recursive: Also predict the images in sub-folders of input folders.
         optimize: Run the inference rewrite of a ``.keras`` model (``skyseg predict`` does by default).
         has_sky_fraction: Sky fraction from which a record says ``has_sky``.
+        lens, fisheye_lens, circle: As in :func:`skyseg_tf.inference.predict_paths`: fisheye
+            photos and panoramas also get ``PHOTO_polar.png`` and the sky view factor, canopy
+            openness and gap fractions in their records. With ``model=None`` and
+            ``lens="fisheye"`` the model is :data:`skyseg_tf.presets.FISHEYE_PRESET`.
 
     Returns:
         A :class:`BeamPredictionSummary`; ``summary.ok`` is False when any photo failed.
@@ -684,6 +718,13 @@ def predict_pipeline(
     checks.probability("has_sky_fraction", has_sky_fraction)
     input_size = check_prediction_options(input_size, mode, tile_size, overlap, refine, batch_size,
                                           refine_radius, refine_eps)
+    checks.choice("lens", lens, LENSES)
+    if circle is not None and lens != "fisheye":
+        raise ValueError(f"circle: received {circle!r} with lens={lens!r}; an image circle belongs to lens='fisheye'.")
+    if model is None and lens == "fisheye":
+        from skyseg_tf.presets import FISHEYE_PRESET
+
+        model = FISHEYE_PRESET
     options = pipeline_options(beam_options)
     out_dir = os.fspath(out_dir)
     found = list_inputs(inputs, recursive)
@@ -693,7 +734,9 @@ def predict_pipeline(
     handler = SkyModelHandler(
         source, optimize=optimize, input_size=input_size, mode=mode, tile_size=tile_size, overlap=overlap,
         refine=refine, batch_size=batch_size, refine_radius=refine_radius, refine_eps=refine_eps,
+        lens=lens, fisheye_lens=fisheye_lens, circle=circle, threshold=threshold,
     )
+    columns = record_columns(lens)
     paths = {name: FileSystems.join(out_dir, name) for name in (RECORDS_JSONL, RECORDS_CSV, FAILED_JSONL)}
     pipeline = beam.Pipeline(options=options)
     records, failed = (
@@ -703,8 +746,8 @@ def predict_pipeline(
                                      has_sky_fraction, found.roots, found.duplicates)
     )
     _write_lines(records | "RecordJson" >> beam.Map(json.dumps), "WriteJsonl", paths[RECORDS_JSONL])
-    _write_lines(records | "RecordCsv" >> beam.Map(_csv_line), "WriteCsv", paths[RECORDS_CSV],
-                 ",".join(RECORD_COLUMNS))
+    _write_lines(records | "RecordCsv" >> beam.Map(_csv_line, columns), "WriteCsv", paths[RECORDS_CSV],
+                 ",".join(columns))
     _write_lines(failed | "FailedJson" >> beam.Map(json.dumps), "WriteFailed", paths[FAILED_JSONL])
     result = pipeline.run()
     state = result.wait_until_finish()

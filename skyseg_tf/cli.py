@@ -464,8 +464,6 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
     """
     hemisphere = _hemisphere_options(lens, projection, fov, circle_text)
     if runner == "beam":
-        if lens != "photo":
-            raise click.UsageError("--lens fisheye/panorama runs locally for now; leave out --runner beam.")
         try:
             from skyseg_tf.beam import predict_pipeline
         except ImportError as error:
@@ -475,7 +473,7 @@ def predict_command(inputs, model_path, out_dir, save, input_size, mode, tile_si
             threshold=threshold, refine=None if refine == "none" else refine, beam_options=beam_options,
             overwrite=overwrite, input_size=_parse_size(input_size), mode=mode, tile_size=tile_size,
             overlap=overlap, recursive=recursive, optimize=optimize,
-            **({} if has_sky_fraction is None else {"has_sky_fraction": has_sky_fraction}),
+            **({} if has_sky_fraction is None else {"has_sky_fraction": has_sky_fraction}), **hemisphere,
         )
         click.echo(str(summary))
         if not summary.ok:

@@ -166,3 +166,30 @@ def test_cli_runner_beam(photos, tmp_path):
     assert sorted(p.name for p in out.glob("*_mask.png")) == ["street_mask.png", "tall_mask.png"]
     again = CliRunner().invoke(main, command)
     assert again.exit_code == 2 and "already holds results" in again.output
+
+
+def test_lens_fisheye_writes_what_skyseg_predict_writes(tmp_path):
+    """--lens fisheye on Beam: the polar plot, and the same SVF records as predict_paths."""
+    import skyseg_tf
+
+    model_path = tmp_path / "tiny.keras"
+    skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None).save(str(model_path))
+    folder = tmp_path / "up"
+    folder.mkdir()
+    photo = np.zeros((120, 120, 3), np.uint8)
+    yy, xx = np.mgrid[:120, :120]
+    photo[(yy - 60) ** 2 + (xx - 60) ** 2 < 50 ** 2] = (150, 190, 240)
+    Image.fromarray(photo).save(folder / "up.png")
+    out = tmp_path / "beam"
+    summary = skybeam.predict_pipeline(str(folder), str(out), model=str(model_path), lens="fisheye")
+    assert summary.ok, summary
+    assert (out / "up_polar.png").is_file()
+    local = predict_paths(str(model_path), folder, tmp_path / "local", lens="fisheye", progress=False)
+    beam_record = json.loads((out / RECORDS_JSONL).read_text().splitlines()[0])
+    local_record = local.records[0]
+    assert beam_record["svf"] == pytest.approx(local_record["svf"], abs=1e-6)
+    assert beam_record["circle"] == local_record["circle"]
+    header = (out / RECORDS_CSV).read_text().splitlines()[0].split(",")
+    assert header[-3:] == ["svf", "canopy_openness", "seconds"]
+    with pytest.raises(ValueError, match="circle"):
+        skybeam.predict_pipeline(str(folder), str(tmp_path / "x"), model=str(model_path), circle=(1, 2, 3))

@@ -64,13 +64,13 @@ _MIN_SIDE = 16
 _SKY = {
     "day": (((25, 75, 165), (115, 170, 240)), ((175, 200, 228), (238, 243, 252))),
     "dusk": (((28, 32, 82), (110, 100, 170)), ((150, 120, 150), (215, 170, 175))),
-    "overcast": (((178, 182, 190), (253, 253, 253)), ((138, 143, 150), (222, 224, 228))),
+    "overcast": (((190, 194, 200), (255, 255, 255)), ((150, 155, 162), (235, 236, 238))),
     "night": (((3, 5, 14), (22, 30, 62)), ((22, 24, 40), (95, 78, 68))),
 }
 _CLOUDS = {  # (lit, shadow) colour ranges of cloud bases seen from below
     "day": (((225, 228, 235), (255, 255, 255)), ((140, 148, 165), (200, 204, 212))),
     "dusk": (((230, 150, 110), (255, 200, 160)), ((80, 60, 95), (140, 105, 130))),
-    "overcast": (((215, 217, 222), (252, 252, 252)), ((120, 125, 135), (185, 188, 195))),
+    "overcast": (((220, 222, 226), (255, 255, 255)), ((145, 150, 160), (205, 208, 214))),
     "night": (((55, 50, 55), (105, 90, 85)), ((12, 13, 22), (35, 34, 45))),
 }
 _FACADES = (  # colour range, share
@@ -543,25 +543,34 @@ class _UpwardScene:
         arr = {k: np.array([f.get(k, v) for f in faces], np.float32) for k, v in defaults.items()}
         p0 = np.array([f["p0"] for f in faces])
         p1 = np.array([f["p1"] for f in faces])
-        top = np.array([f["top"] for f in faces])
+        top = np.array([f["top"] for f in faces], np.float32)
         kinds = np.array([f["kind"] for f in faces])
         colors = np.array([f["color"] for f in faces], np.float32)
-        count, bins = len(faces), self.bins
-        phi = (np.arange(bins) + 0.5) * (2 * math.pi / bins)
-        ux, uy = np.sin(phi)[None, :], np.cos(phi)[None, :]
-        d = p1 - p0
+        bins = self.bins
+        # The azimuth bins each face spans (clockwise from p0 to p1, less than half a turn).
+        per_radian = bins / (2 * math.pi)
+        start = np.mod(np.arctan2(p0[:, 0], p0[:, 1]), 2 * math.pi)
+        span = np.mod(np.arctan2(p1[:, 0], p1[:, 1]) - start, 2 * math.pi)
+        first = np.ceil(start * per_radian - 0.5).astype(np.int64)
+        count = np.maximum(np.floor((start + span) * per_radian - 0.5).astype(np.int64) - first + 1, 0)
+        face_index = np.repeat(np.arange(len(faces)), count)
+        bin_index = (np.arange(face_index.size) - np.repeat(np.cumsum(count) - count, count)
+                     + np.repeat(first, count)) % bins
+        phi = (bin_index + 0.5) / per_radian
+        ux, uy = np.sin(phi), np.cos(phi)
+        q0, d = p0[face_index], (p1 - p0)[face_index]
         with np.errstate(divide="ignore", invalid="ignore"):
-            den = ux * d[:, 1:2] - uy * d[:, 0:1]
-            t = (p0[:, 0] * d[:, 1] - p0[:, 1] * d[:, 0])[:, None] / den
-            a = (p0[:, 0:1] * uy - p0[:, 1:2] * ux) / den
-        valid = (t > 0.05) & (a >= 0) & (a <= 1) & np.isfinite(t)
-        face_index, bin_index = np.nonzero(valid)
-        if face_index.size == 0:
+            den = ux * d[:, 1] - uy * d[:, 0]
+            t = (q0[:, 0] * d[:, 1] - q0[:, 1] * d[:, 0]) / den
+            a = (q0[:, 0] * uy - q0[:, 1] * ux) / den
+        valid = (t > 0.05) & (a >= -1e-6) & (a <= 1 + 1e-6) & np.isfinite(t)
+        if not valid.any():
             return
-        t_valid = t[face_index, bin_index]
+        face_index, bin_index = face_index[valid], bin_index[valid]
+        t_valid, a_valid = t[valid], np.clip(a[valid], 0, 1)
         order = np.lexsort((t_valid, bin_index))
-        face_index, bin_index, t_valid = face_index[order], bin_index[order], t_valid[order]
-        a_valid = a[face_index, bin_index]
+        face_index, bin_index = face_index[order], bin_index[order]
+        t_valid, a_valid = t_valid[order], a_valid[order]
         # Elevation of each face's top, and its running maximum over nearer faces of the bin: a
         # ray at elevation e sees the first face (by distance) whose running maximum reaches e.
         top_elevation = np.arctan2(top[face_index], t_valid)
@@ -569,7 +578,7 @@ class _UpwardScene:
         per_bin = np.bincount(bin_index, minlength=bins)
         start = np.cumsum(per_bin) - per_bin
         slot = np.arange(face_index.size) - np.repeat(start, per_bin)
-        depth = int(per_bin.max())
+        depth = 1 << int(per_bin.max() - 1).bit_length()  # a power of two for the search below
         table_e = np.full((bins, depth), np.inf, np.float32)
         table_e[bin_index, slot] = running
         table_f = np.zeros((bins, depth), np.int64)
@@ -584,9 +593,15 @@ class _UpwardScene:
             return
         b = self.bin.ravel()[candidates]
         e = self.elevation.ravel()[candidates]
-        k = np.zeros(candidates.size, np.int64)
-        for j in range(depth):
-            k += table_e[b, j] < e
+        # Per pixel, how many running maxima of its bin lie below its elevation (binary search).
+        flat_e = table_e.ravel()
+        k = b * depth
+        step = depth // 2
+        while step:
+            k += np.where(flat_e[k + (step - 1)] < e, step, 0)
+            step //= 2
+        k += flat_e[k] < e
+        k -= b * depth
         hit = k < per_bin[b]
         idx, b, k, e = candidates[hit], b[hit], k[hit], e[hit]
         f = table_f[b, k]
@@ -1109,7 +1124,9 @@ class _UpwardScene:
         for x, y, radius in self.lamps:
             image = self.glow(image, x, y, max(radius, 1.5))
         warmth = rng.uniform(-0.07, 0.07)
-        exposure = rng.uniform(1.2, 1.8) if rng.random() < 0.15 else rng.uniform(0.8, 1.15)
+        # Exposed for the ground, a bright sky burns out to white (often so under overcast).
+        burn = 0.35 if self.time == "overcast" else 0.15
+        exposure = rng.uniform(1.2, 1.8) if rng.random() < burn else rng.uniform(0.8, 1.15)
         gain = exposure * np.array((1 + warmth, 1 + rng.uniform(-0.02, 0.02), 1 - warmth), np.float32)
         falloff = 1 - np.float32(rng.uniform(0.0, 0.45)) * rho2
         if rng.random() < 0.08:  # a dark ring at the rim of the circle

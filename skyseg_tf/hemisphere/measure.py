@@ -58,6 +58,31 @@ class HemispherePrediction:
     lens: FisheyeLens
     figures: dict
 
+    def record(self) -> dict:
+        """The figures a per-photo record holds (``skyseg predict --lens``, Beam)."""
+        return {key: self.figures[key] for key in RECORD_FIELDS}
+
+    def polar_plot(self, image: np.ndarray, *, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+        """:func:`polar_plot` of this prediction with the photo (a panorama: its upper hemisphere)
+        under the sky, titled with the sky view factor."""
+        if image.shape[:2] != self.probability.shape:
+            raise ValueError(f"image: received shape {image.shape}; pass the photo this prediction was made "
+                             f"on ({self.probability.shape[0]}x{self.probability.shape[1]}).")
+        photo = image
+        if self.fisheye is not self.probability:  # a panorama: show its sky hemisphere
+            from skyseg_tf.hemisphere.panorama import panorama_to_fisheye
+
+            photo, _ = panorama_to_fisheye(image, size=self.fisheye.shape[0], lens=self.lens)
+        return polar_plot(self.fisheye, self.circle, self.lens, threshold=threshold, photo=photo,
+                          title=f"SVF {self.figures['svf']:.3f}")
+
+
+RECORD_FIELDS = ("svf", "canopy_openness", "gap_fraction_by_ring", "sky_fraction_by_sector", "circle", "lens")
+"""Keys of :meth:`HemispherePrediction.record`: what ``predictions.jsonl`` holds per photo."""
+
+RECORD_COLUMNS = ("svf", "canopy_openness")
+"""The figures that also go into ``predictions.csv`` (one number each)."""
+
 
 def predict_hemisphere(model, image, *, lens: str = "fisheye", fisheye_lens: FisheyeLens | None = None,
                        circle=None, threshold: float = DEFAULT_THRESHOLD, fisheye_size: int = DEFAULT_FISHEYE_SIZE,
@@ -188,4 +213,5 @@ def polar_plot(fisheye: np.ndarray, circle: ImageCircle, lens: FisheyeLens, *, t
     return plot
 
 
-__all__ = ["DEFAULT_FISHEYE_SIZE", "HemispherePrediction", "LENSES", "polar_plot", "predict_hemisphere"]
+__all__ = ["DEFAULT_FISHEYE_SIZE", "HemispherePrediction", "LENSES", "RECORD_COLUMNS", "RECORD_FIELDS", "polar_plot",
+           "predict_hemisphere"]

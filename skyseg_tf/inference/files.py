@@ -34,6 +34,8 @@ import numpy as np
 import tensorflow as tf
 
 from skyseg_tf import checks
+from skyseg_tf.hemisphere.measure import LENSES
+from skyseg_tf.hemisphere.measure import RECORD_COLUMNS as HEMISPHERE_RECORD_COLUMNS
 from skyseg_tf.inference.facts import DEFAULT_HAS_SKY_FRACTION, FACT_FIELDS, sky_facts
 from skyseg_tf.inference.predict import check_prediction_options, predict_image, resolve_mode, working_size
 from skyseg_tf.inference.predictor import as_predictor
@@ -226,7 +228,7 @@ def output_paths(out_stem: pathlib.Path, save: Sequence[str]) -> dict:
     return {kind: out_stem.with_name(out_stem.name + OUTPUT_SUFFIXES[kind]) for kind in save}
 
 
-def _encode(extension: str, pixels: np.ndarray) -> bytes:
+def encode_image(extension: str, pixels: np.ndarray) -> bytes:
     """PNG or JPEG bytes of an RGB(A) or gray ``uint8``/``uint16`` array (OpenCV, GIL released)."""
     if pixels.ndim == 3:
         code = cv2.COLOR_RGBA2BGRA if pixels.shape[-1] == 4 else cv2.COLOR_RGB2BGR
@@ -291,7 +293,7 @@ def render_outputs(image: np.ndarray | None, probability: np.ndarray, save: Sequ
             if soft is None:
                 soft = np.round(matte(image, probability, refined) * 255.0).astype(np.uint8)
             pixels = soft if kind == "alpha" else np.dstack([image, 255 - soft])
-        out[kind] = _encode(extension, pixels)
+        out[kind] = encode_image(extension, pixels)
     return out
 
 
@@ -329,12 +331,22 @@ def _write_atomically(path: pathlib.Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
+def record_columns(lens: str = "photo") -> tuple:
+    """Columns of ``predictions.csv``: :data:`RECORD_COLUMNS`, and for fisheye photos and
+    panoramas the sky view factor and canopy openness before ``seconds``.
+
+    Example:
+        >>> record_columns("fisheye")[-3:]
+        ('svf', 'canopy_openness', 'seconds')
+    """
+    if checks.choice("lens", lens, LENSES) == "photo":
+        return RECORD_COLUMNS
+    return RECORD_COLUMNS[:-1] + HEMISPHERE_RECORD_COLUMNS + RECORD_COLUMNS[-1:]
+
+
 POLAR_SUFFIX = "_polar.png"
 """Suffix of the polar plot of the sky that ``predict_paths(lens="fisheye" | "panorama")`` writes."""
 
-HEMISPHERE_COLUMNS = ("svf", "canopy_openness")
-"""Record columns added for fisheye photos and panoramas (the JSON lines also hold the gap
-fraction per ring, the sky fraction per sector, the image circle and the lens)."""
 
 
 class _RecordWriter:
@@ -492,8 +504,6 @@ def predict_paths(
     workers = checks.non_negative_int("workers", workers)
     input_size = check_prediction_options(input_size, mode, tile_size, overlap, refine, batch_size,
                                           refine_radius, refine_eps)
-    from skyseg_tf.hemisphere.measure import LENSES
-
     hemisphere = checks.choice("lens", lens, LENSES) != "photo"
     if hemisphere and draft:
         raise ValueError(f"draft: received True with lens={lens!r}; the sky view factor is measured on "
@@ -526,7 +536,7 @@ def predict_paths(
                    batch_size=batch_size, refine_radius=refine_radius, refine_eps=refine_eps)
     full_pixels = refine is not None or any(kind in FULL_RESOLUTION_KINDS for kind in save)
     failures = (ValueError, OSError, tf.errors.OpError, MemoryError, Image.DecompressionBombError)
-    columns = RECORD_COLUMNS[:-1] + HEMISPHERE_COLUMNS + RECORD_COLUMNS[-1:] if hemisphere else RECORD_COLUMNS
+    columns = record_columns(lens)
     recorder = _RecordWriter(out_dir, fresh=overwrite, columns=columns) if records else None
     bar = None
     if progress:
@@ -558,9 +568,10 @@ def predict_paths(
         facts = sky_facts(probability, threshold, has_sky_fraction)
         extra = {}
         if result is not None:
-            written.append(_write_polar_plot(out_dir / f"{stem}{POLAR_SUFFIX}", image, result, lens, threshold))
-            extra = {key: result.figures[key] for key in ("svf", "canopy_openness", "gap_fraction_by_ring",
-                                                          "sky_fraction_by_sector", "circle", "lens")}
+            polar = out_dir / f"{stem}{POLAR_SUFFIX}"
+            _write_atomically(polar, encode_image(".png", result.polar_plot(image, threshold=threshold)))
+            written.append(polar)
+            extra = result.record()
         record = {"path": str(path), "outputs": [str(p) for p in written], **facts, **extra,
                   "seconds": round(seconds + time.perf_counter() - started, 4)}
         return written, record
@@ -598,21 +609,6 @@ def predict_paths(
         if bar is not None:
             bar.close()
     return summary
-
-
-def _write_polar_plot(path: pathlib.Path, image: np.ndarray, result, lens: str, threshold: float) -> pathlib.Path:
-    """The polar plot of one hemispherical prediction, the photo tinted under it."""
-    from skyseg_tf.hemisphere.measure import polar_plot
-    from skyseg_tf.hemisphere.panorama import panorama_to_fisheye
-
-    if lens == "panorama":
-        photo, _ = panorama_to_fisheye(image, size=result.fisheye.shape[0], lens=result.lens)
-    else:
-        photo = image
-    plot = polar_plot(result.fisheye, result.circle, result.lens, threshold=threshold, photo=photo,
-                      title=f"SVF {result.figures['svf']:.3f}")
-    _write_atomically(path, _encode(".png", plot))
-    return path
 
 
 def _failed_future(error) -> concurrent.futures.Future:
@@ -658,6 +654,9 @@ def _predict_overlapped(items, workers, draft_size, predict_one, finish, collect
 
 __all__ = [
     "DEFAULT_SAVE",
+    "POLAR_SUFFIX",
+    "encode_image",
+    "record_columns",
     "FULL_RESOLUTION_KINDS",
     "OUTPUT_SUFFIXES",
     "PREDICT_EXTENSIONS",

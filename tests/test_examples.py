@@ -24,7 +24,7 @@ from conftest import REPO_ROOT
 
 EXAMPLES_DIR = os.path.join(REPO_ROOT, "examples")
 CONFIGS_DIR = os.path.join(EXAMPLES_DIR, "configs")
-EXAMPLES = ("train_unet", "train_deeplabv3", "compare_study", "train_on_folders", "train_distributed",
+EXAMPLES = ("train_unet", "train_deeplabv3", "compare_study", "train_on_folders", "train_distributed", "sky_view_factor",
             "replace_sky", "predict_folder", "serve_client")
 TINY_STUDY = ("--data", "synthetic", "--num-examples", "10", "--image-size", "64", "--epochs", "1",
               "--encoder-weights", "none", "--batch-size", "4")

@@ -284,7 +284,7 @@ def test_predict_panorama_with_a_threshold_model_matches_the_thresholded_panoram
     probability = predict_panorama(model, panorama)
     assert probability.shape == (256, 512) and probability.dtype == np.float32
     covered = ~np.isnan(probability)
-    assert covered[np.degrees(lat) >= -30].all() and not covered[np.degrees(lat) < -60].any()
+    assert covered[np.degrees(lat) >= -30].all() and not covered[np.degrees(lat) < -75].any()
     predicted = probability > 0.5
     iou = (predicted & sky & covered).sum() / ((predicted | sky) & covered).sum()
     assert iou > 0.98
@@ -355,3 +355,34 @@ def test_pinhole_fov_must_be_within_0_and_180(fov):
 def test_invalid_arguments_name_themselves(call, name):
     with pytest.raises(ValueError, match=rf"^{name}: received"):
         call()
+
+
+@pytest.mark.parametrize("kwargs", [
+    {},
+    {"fov": 100.0},
+    {"fov": 60.0},
+    {"fov": 120.0, "overlap": 20.0},
+    {"min_latitude": -90.0},
+    {"size": (384, 512)},
+])
+def test_horizon_layout_covers_the_sphere_and_keeps_the_horizon_in_every_upper_view(kwargs):
+    views = panorama_views(layout="horizon", **kwargs)
+    overlap = kwargs.get("overlap", 10.0)
+    min_latitude = kwargs.get("min_latitude", -30.0)
+    lat, lon = grid(180)
+    needed = np.degrees(lat) >= min_latitude
+    seen_narrowed = np.zeros(lat.shape, bool)
+    for view in views:
+        ax, ay = angular_offsets(view, lat, lon)
+        seen_narrowed |= (ax <= (view.fov - overlap) / 2) & (ay <= (vertical_fov(view) - overlap) / 2)
+    assert seen_narrowed[needed].all()
+    assert all(v.pitch < 90 for v in views)  # no view looks straight up
+    if vertical_fov(views[0]) >= 92.5 + overlap / 2:  # wide enough to see the zenith and the horizon at once
+        for view in views:
+            if view.pitch > 0:  # views of the sky see the horizon below them, as ordinary photos do
+                assert view.pitch - vertical_fov(view) / 2 <= 0
+
+
+def test_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="layout"):
+        panorama_views(layout="cube")

@@ -24,7 +24,7 @@ def _scene(seed, size=SIZE, **kwargs):
 
 
 def _thin_runs(sky, width):
-    """Number of runs of at most ``width`` non-sky pixels with sky on both ends, along rows and columns."""
+    """Counts runs of at most ``width`` non-sky pixels with sky at both ends, along rows and columns."""
     count = 0
     for grid in (sky, sky.T):
         for length in range(1, width + 1):
@@ -81,8 +81,8 @@ def test_the_same_seed_gives_the_same_scene_and_another_seed_differs():
     np.testing.assert_array_equal(first[1], again[1])
     assert not np.array_equal(first[0], other[0])
     lens, circle = FisheyeLens("stereographic", 170.0), ImageCircle(28.0, 20.0, 19.0)
-    forced = [render_upward_scene(np.random.default_rng(3), 40, 56, lens=lens, circle=circle, kind="forest")
-              for _ in range(2)]
+    forced = [render_upward_scene(np.random.default_rng(3), 40, 56, lens=lens, circle=circle,
+                                  kind="forest") for _ in range(2)]
     np.testing.assert_array_equal(forced[0][0], forced[1][0])
 
 

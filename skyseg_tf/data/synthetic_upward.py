@@ -243,6 +243,12 @@ def _plane_radius(theta):
                     np.float32(math.tan(math.pi / 3)) + (theta - knee) * np.float32(4.0))
 
 
+def _cell_random(column, row, face):
+    """A number in ``[0, 1)`` for each cell of a facade grid: a hash of its indices."""
+    cell = (column.astype(np.int64) * 73856093) ^ (row.astype(np.int64) * 19349663) ^ (face * 83492791)
+    return (cell % 1009).astype(np.float32) / np.float32(1009.0)
+
+
 def _pick(rng, table):
     """A colour from a table of ``(range, share)`` rows."""
     shares = np.array([share for _, share in table])
@@ -349,8 +355,10 @@ class _UpwardScene:
     def points_box(self, x, y, margin):
         """The rows and columns ``(r0, r1, c0, c1)`` around pixel points, in the frame, or None."""
         margin = int(math.ceil(margin)) + 2
-        c0, c1 = max(0, int(np.floor(np.min(x))) - margin), min(self.w, int(np.ceil(np.max(x))) + margin + 1)
-        r0, r1 = max(0, int(np.floor(np.min(y))) - margin), min(self.h, int(np.ceil(np.max(y))) + margin + 1)
+        c0 = max(0, int(np.floor(np.min(x))) - margin)
+        c1 = min(self.w, int(np.ceil(np.max(x))) + margin + 1)
+        r0 = max(0, int(np.floor(np.min(y))) - margin)
+        r1 = min(self.h, int(np.ceil(np.max(y))) + margin + 1)
         return (r0, r1, c0, c1) if r0 < r1 and c0 < c1 else None
 
     def paint(self, region, color, box=None):
@@ -425,7 +433,8 @@ class _UpwardScene:
             v = (1 - q * uy / span) * np.float32(0.5 * n)
             density = _sample(self.cloud_texture, u, v)
             fade = np.clip((np.float32(4.3) - q) / np.float32(1.3), 0, 1)  # into the haze
-            alpha = np.clip((density - self.cloud_cover) / self.cloud_soft, 0, 1) * fade * self.cloud_strength
+            alpha = np.clip((density - self.cloud_cover) / self.cloud_soft, 0, 1)
+            alpha *= fade * np.float32(self.cloud_strength)
             thick = np.clip((density - self.cloud_cover) / np.float32(0.35), 0, 1)[..., None]
             cloud = self.cloud_lit + thick * (self.cloud_shadow - self.cloud_lit)
             color = color + alpha[..., None] * (cloud - color)
@@ -442,7 +451,7 @@ class _UpwardScene:
         self.image.reshape(-1, 3)[idx] = self.sky_rgb(th, np.sin(th), np.cos(th), ux, uy, stars=stars)
 
     def ground(self):
-        """Below the horizon (lenses over 180 degrees): pavement or grass, darker far away."""
+        """Below the horizon (lenses over 180 degrees): pavement, grass or gravel."""
         below = self.inside & (self.elevation < 0)
         if not below.any():
             return
@@ -607,104 +616,129 @@ class _UpwardScene:
         f = table_f[b, k]
         t_hit = table_t[b, k]
         a_hit = table_a[b, k]
-        below = e < 0  # the ground is nearer than the wall for steep rays below the horizon
-        with np.errstate(divide="ignore"):
-            ground = self.camera_height / np.tan(np.maximum(-e, 1e-6))
-        keep = ~(below & (ground < t_hit))
+        keep = np.ones(idx.size, bool)
+        below = np.flatnonzero(e < 0)  # steep rays below the horizon may meet the ground first
+        keep[below] = self.camera_height / np.tan(np.maximum(-e[below], 1e-6)) >= t_hit[below]
         # A tapering trunk leaves the sides of its face to the sky (not to a face behind it).
-        height = np.clip((t_hit * self.tan_e.ravel()[idx] + self.camera_height)
-                         / (top[f] + self.camera_height), 0, 1)
-        keep &= np.abs(2 * a_hit - 1) <= 1 - arr["taper"][f] * height
-        idx, f, t_hit, a_hit = idx[keep], f[keep], t_hit[keep], a_hit[keep]
-        rgb = self.shade_faces(idx, f, t_hit, a_hit, arr, kinds, colors, p0, p1, top)
+        cyl = np.flatnonzero(kinds[f] == _CYLINDER)
+        fc = f[cyl]
+        height = np.clip((t_hit[cyl] * self.tan_e.ravel()[idx[cyl]] + self.camera_height)
+                         / (top[fc] + self.camera_height), 0, 1)
+        keep[cyl] &= np.abs(2 * a_hit[cyl] - 1) <= 1 - arr["taper"][fc] * height
+        if not keep.all():
+            idx, f, t_hit, a_hit = idx[keep], f[keep], t_hit[keep], a_hit[keep]
+        length = np.hypot(*(p1 - p0).T).astype(np.float32)
+        normal = (p1 - p0)[:, ::-1] * [1, -1] / np.maximum(length, 1e-9)[:, None]  # towards the camera
+        arr["normal_x"] = normal[:, 0].astype(np.float32)
+        arr["normal_y"] = normal[:, 1].astype(np.float32)
+        rgb = self.shade_faces(idx, f, t_hit, a_hit, arr, kinds, colors, length, top)
         self.image.reshape(-1, 3)[idx] = rgb
         self.sky.ravel()[idx] = False
         self.depth.ravel()[idx] = t_hit
 
-    def shade_faces(self, idx, f, t, a, arr, kinds, colors, p0, p1, top):
-        rng = self.rng
-        n = idx.size
-        tan_e = self.tan_e.ravel()[idx]
-        z_face = t * tan_e  # height over the camera where the ray meets the (eave) face
-        scale = arr["scale"][f]
-        z = z_face * scale + self.camera_height  # height over the ground on the wall
-        top_g = top[f].astype(np.float32) + self.camera_height
-        length = np.hypot(*(p1 - p0).T).astype(np.float32)
-        s = a * length[f] * scale
+    def shade_faces(self, idx, f, t, a, arr, kinds, colors, length, top):
+        """Colours of the face pixels ``idx`` (face ``f``, distance ``t``, position ``a`` across)."""
+        z_face = t * self.tan_e.ravel()[idx]  # height over the camera where the ray meets the face
+        rgb = colors[f]
         kind = kinds[f]
-        base = colors[f]
-        texture = _sample(self.facade_texture, np.mod(s * 3.0 + f * 37.0, 256.0),
-                          np.mod(z * 3.0, 256.0), cv2.BORDER_WRAP)
-        shade = 0.72 + 0.38 * np.clip(z / np.maximum(top_g, 1.0), 0, 1)
-        rgb = base * (shade * (1 + arr["texture"][f] * (texture - 0.5) * 2))[:, None]
-        # Punched windows on walls.
+        warm = _color(self.rng, (210, 160, 80), (255, 230, 170))  # lit windows at night
+        blind = self.lit(_color(self.rng, (150, 140, 120), (235, 230, 215)))
+        for code, shader in ((_WALL, self.shade_walls), (_GLASS, self.shade_glass),
+                             (_CYLINDER, self.shade_cylinders)):
+            sel = kind == code
+            if sel.all():
+                return shader(idx, f, z_face, a, rgb, arr, length, top, warm, blind)
+            sel = np.flatnonzero(sel)
+            if sel.size:
+                rgb[sel] = shader(idx[sel], f[sel], z_face[sel], a[sel], rgb[sel], arr, length, top,
+                                  warm, blind)
+        return rgb
+
+    def shade_walls(self, idx, f, z_face, a, base, arr, length, top, warm, blind):
+        """Walls: weathering, punched windows, shop fronts, balconies, eaves."""
+        camera = np.float32(self.camera_height)
+        scale = arr["scale"][f]
+        z = z_face * scale + camera  # height over the ground on the wall (behind any eave)
+        top_g = top[f] + camera
+        span = length[f] * scale
+        s = a * span
+        texture = _sample(self.facade_texture, np.mod(s * 3.0 + f * 37.0, 256.0), np.mod(z * 3.0, 256.0),
+                          cv2.BORDER_WRAP)
+        shade = (0.72 + 0.38 * np.clip(z / np.maximum(top_g, 1.0), 0, 1)) * (
+            1 + arr["texture"][f] * (texture - 0.5) * 2)
+        rgb = base * shade[:, None]
+        ground = arr["ground"][f]
         u = (s - arr["offset_s"][f]) / arr["pitch_s"][f]
-        v = (z - arr["ground"][f]) / arr["pitch_z"][f]
+        v = (z - ground) / arr["pitch_z"][f]
         cu, cv = np.floor(u), np.floor(v)
         fu, fv = u - cu, v - cv
-        cell = (cu.astype(np.int64) * 73856093) ^ (cv.astype(np.int64) * 19349663) ^ (f * 83492791)
-        rand = (cell % 1009).astype(np.float32) / 1009.0
-        wall = kind == _WALL
-        window = (wall & (arr["windows"][f] > 0) & (fu < arr["fill_s"][f])
-                  & (np.abs(fv - 0.5) < arr["fill_z"][f] / 2) & (v >= 0) & (z < top_g - 0.6)
-                  & (s > 0.6) & (s < length[f] * scale - 0.6))
-        shop = wall & (arr["windows"][f] > 0) & (z > 0.4) & (z < arr["ground"][f] - 0.8) & (fu < 0.85)
-        glass = kind == _GLASS
-        mull_u, mull_v = s / arr["pitch_s"][f], z / arr["pitch_z"][f]
-        pu, pv = mull_u - np.floor(mull_u), mull_v - np.floor(mull_v)
-        mullion = glass & ((pu < 0.045) | (pv < 0.035) | (z > top_g - 0.5))
-        spandrel = glass & ~mullion & (pv < 0.035 + arr["spandrel"][f])
-        pane = glass & ~mullion & ~spandrel
-        mirror = window | shop | pane
-        if mirror.any():
-            m = np.flatnonzero(mirror)
-            rgb[m] = self.reflection(idx[m], f[m], p0, p1, rand[m], arr, pane[m], (window | shop)[m])
-        rgb[mullion] *= 0.55
-        rgb[spandrel] = base[spandrel] * 0.8
-        balcony = wall & (arr["balconies"][f] > 0) & (v >= 1) & (z < top_g - 1)
-        slab = balcony & (fv < 0.06)
-        rail = balcony & (fv >= 0.06) & (fv < 0.3) & (fu > 0.05) & (fu < 0.95)
+        rand = _cell_random(cu, cv, f)
+        has = arr["windows"][f] > 0
+        window = (has & (fu < arr["fill_s"][f]) & (np.abs(fv - 0.5) < arr["fill_z"][f] / 2) & (v >= 0)
+                  & (z < top_g - 0.6) & (s > 0.6) & (s < span - 0.6))
+        window |= has & (z > 0.4) & (z < ground - 0.8) & (fu < 0.85)  # shop fronts
+        m = np.flatnonzero(window)
+        if m.size:  # dark glass with a dim mirror image of the sky
+            r = rand[m]
+            sky = self.mirrored_sky(idx[m], f[m], r, arr)
+            rgb[m] = sky * (0.24 + 0.24 * r)[:, None] + self.lit(np.float32(40)) * (0.5 + r)[:, None]
+            rgb[m[r > 0.88]] = blind
+            lit = m[r < arr["lit"][f[m]]]
+            rgb[lit] = warm * (0.7 + 0.3 * rand[lit])[:, None]
+        balcony = (arr["balconies"][f] > 0) & (v >= 1) & (z < top_g - 1)
+        slab = np.flatnonzero(balcony & (fv < 0.06))
+        rail = np.flatnonzero(balcony & (fv >= 0.06) & (fv < 0.3) & (fu > 0.05) & (fu < 0.95))
         rgb[slab] = base[slab] * 0.35
         rgb[rail] = rgb[rail] * 0.5 + base[rail] * 0.3
-        cyl = kind == _CYLINDER
-        rgb[cyl] = base[cyl] * (0.45 + 0.7 * np.sqrt(np.sin(np.pi * a[cyl])))[:, None] * (
-            0.8 + 0.4 * texture[cyl])[:, None]
-        fascia = arr["fascia"][f]
-        eave = wall & (scale > 1)
-        front = eave & (z_face + self.camera_height > top_g - fascia)
-        soffit = eave & ~front & (z > top_g)
-        rgb[front] = base[front] * 0.9
-        rgb[soffit] = base[soffit] * 0.35
-        lit = (window | pane) & (rand < arr["lit"][f])
-        if lit.any():
-            warm = _color(rng, (210, 160, 80), (255, 230, 170))
+        eave = scale > 1
+        if eave.any():  # the eave's front board, then its underside
+            front = eave & (z_face + camera > top_g - arr["fascia"][f])
+            soffit = eave & ~front & (z > top_g)
+            rgb[front] = base[front] * 0.9
+            rgb[soffit] = base[soffit] * 0.35
+        return rgb
+
+    def shade_glass(self, idx, f, z_face, a, base, arr, length, top, warm, blind):
+        """Curtain walls: mullions, spandrels and panes that mirror the sky (not sky)."""
+        camera = np.float32(self.camera_height)
+        z = z_face + camera
+        u = a * length[f] / arr["pitch_s"][f]
+        v = z / arr["pitch_z"][f]
+        cu, cv = np.floor(u), np.floor(v)
+        fu, fv = u - cu, v - cv
+        rand = _cell_random(cu, cv, f)
+        mullion = (fu < 0.045) | (fv < 0.035) | (z > top[f] + camera - 0.5)
+        spandrel = ~mullion & (fv < 0.035 + arr["spandrel"][f])
+        rgb = base * np.where(mullion, np.float32(0.55), np.float32(0.8))[:, None]
+        m = np.flatnonzero(~mullion & ~spandrel)
+        if m.size:
+            r, fm = rand[m], f[m]
+            sky = self.mirrored_sky(idx[m], fm, r, arr)
+            reflect = arr["reflect"][fm]
+            gain = (0.85 + 0.3 * r) * reflect
+            rgb[m] = sky * arr["tint"][fm] * gain[:, None] + ((1 - reflect) * 25.0)[:, None]
+            lit = m[r < arr["lit"][fm]]
             rgb[lit] = warm * (0.7 + 0.3 * rand[lit])[:, None]
         return rgb
 
-    def reflection(self, idx, f, p0, p1, rand, arr, pane, window):
-        """What windows and glass panes show: the sky mirrored in the wall, tinted, per pane."""
-        d = (p1 - p0)[f]
-        d /= np.linalg.norm(d, axis=1, keepdims=True)
-        nx, ny = d[:, 1].astype(np.float32), -d[:, 0].astype(np.float32)  # the wall's normal
+    def shade_cylinders(self, idx, f, z_face, a, base, arr, length, top, warm, blind):
+        """Trunks and poles: rounded by the light across them, with bark streaks."""
+        z = z_face + np.float32(self.camera_height)
+        texture = _sample(self.facade_texture, np.mod(a * 20.0 + f * 37.0, 256.0),
+                          np.mod(z * 0.8, 256.0), cv2.BORDER_WRAP)
+        light = (0.45 + 0.7 * np.sqrt(np.sin(np.float32(np.pi) * a))) * (0.8 + 0.4 * texture)
+        return base * light[:, None]
+
+    def mirrored_sky(self, idx, f, rand, arr):
+        """The sky that pixels ``idx`` of faces ``f`` mirror; each pane tilts a little (``rand``)."""
+        nx, ny = arr["normal_x"][f], arr["normal_y"][f]
         ux, uy = self.sph.ravel()[idx], self.cph.ravel()[idx]
         dot = ux * nx + uy * ny
         mx, my = ux - 2 * dot * nx, uy - 2 * dot * ny
-        # Panes are never quite flat: each mirrors a slightly different direction.
         wobble = (rand - 0.5) * 0.12
         mx, my = mx - wobble * my, my + wobble * mx
         th = self.th.ravel()[idx] + (rand - 0.5) * 0.06
-        sky = self.sky_rgb(th, np.sin(th), np.cos(th), mx, my)
-        out = np.empty((idx.size, 3), np.float32)
-        reflect = arr["reflect"][f]
-        gain = (0.85 + 0.3 * rand) * reflect
-        tinted = sky * arr["tint"][f] * gain[:, None] + (1 - reflect)[:, None] * 25.0
-        out[pane] = tinted[pane]
-        dark = self.lit(np.float32(40))[None, :] * (0.5 + rand)[:, None]
-        glassy = 0.3 + 0.3 * rand
-        out[window] = sky[window] * glassy[window, None] * 0.8 + dark[window]
-        blinds = window & (rand > 0.88)
-        out[blinds] = self.lit(_color(self.rng, (150, 140, 120), (235, 230, 215)))
-        return out
+        return self.sky_rgb(th, np.sin(th), np.cos(th), mx, my)
 
     # -- vegetation ------------------------------------------------------------------------
 
@@ -753,26 +787,36 @@ class _UpwardScene:
         self.paint(region, leaf * shade[..., None], box)
 
     def bare_tree(self, x, y, trunk_top, trunk_radius, reach, bark, max_segments=1500, twigs=0):
-        """Leafless branches from a trunk's top, growing towards the zenith across the sky."""
+        """Leafless branches from a trunk's top, spreading over the sky.
+
+        They grow towards the zenith from a tree off to the side; from a tree whose top is near
+        the zenith, a few limbs spread all around.
+        """
         rng = self.rng
-        root = np.array([[x, y, trunk_top - self.camera_height]])
-        rx, ry, ok = self.project(root)
+        rx, ry, ok = self.project([x, y, trunk_top - self.camera_height])
         if not ok[0]:
             return
         rx, ry = float(rx[0]), float(ry[0])
-        distance = math.hypot(x, y)
-        angle = math.atan2(self.circle.cx - 0.5 - rx, -(self.circle.cy - 0.5 - ry))  # towards the centre
-        towards = math.hypot(self.circle.cx - 0.5 - rx, self.circle.cy - 0.5 - ry)
-        length = min(reach * self.pixel_scale(math.hypot(distance, trunk_top)) * 0.7,
-                     0.8 * towards + 0.1 * self.circle.radius)
-        width = max(1.5, 2 * trunk_radius * self.pixel_scale(math.hypot(distance, trunk_top)))
+        dx, dy = self.circle.cx - 0.5 - rx, self.circle.cy - 0.5 - ry
+        towards = math.hypot(dx, dy)
+        scale = self.pixel_scale(math.hypot(math.hypot(x, y), trunk_top))
+        length = min(reach * scale * 0.7, 0.65 * towards + 0.1 * self.circle.radius)
+        width = max(1.5, 2 * trunk_radius * scale)
+        if towards < 0.3 * self.circle.radius:  # overhead: limbs in every direction
+            angles = rng.uniform(0, 2 * math.pi) + np.arange(int(rng.integers(3, 5))) * 2 * math.pi / 4
+            angles = list(angles + rng.normal(0, 0.3, angles.size))
+            length = min(reach * scale * 0.8, 0.6 * self.circle.radius)
+            width = max(1.5, width * 0.6)
+        else:
+            angles = [math.atan2(dx, -dy)]  # towards the centre
         if length < 4:
             return
         levels = int(np.clip(math.log(width) / -math.log(0.63) + rng.integers(2, 4) + twigs, 4, 11))
-        segments = _branch_segments(rng, 0.0, 0.0, math.pi / 2 + rng.normal(0, 0.15), length * 0.45,
-                                    width, levels, spread=rng.uniform(0.4, 0.7),
-                                    max_segments=max_segments)
-        self.branches.append((_rotate_segments(segments, rx, ry, -angle), bark))
+        for angle in angles:
+            segments = _branch_segments(rng, 0.0, 0.0, math.pi / 2 + rng.normal(0, 0.15), length * 0.45,
+                                        width, levels, spread=rng.uniform(0.4, 0.7),
+                                        max_segments=max_segments // len(angles))
+            self.branches.append((_rotate_segments(segments, rx, ry, -angle), bark))
 
     # -- thin things ---------------------------------------------------------------------------
 
@@ -818,7 +862,8 @@ class _UpwardScene:
             if self.time in ("night", "dusk"):
                 px, py, ok = self.project(end[None, :] - [0, 0, 0.2])
                 if ok[0]:
-                    self.lamps.append((float(px[0]), float(py[0]), 0.8 * self.pixel_scale(np.linalg.norm(end))))
+                    radius = 0.8 * self.pixel_scale(float(np.linalg.norm(end)))
+                    self.lamps.append((float(px[0]), float(py[0]), radius))
         return np.array([x, y, top])
 
     def wires_between(self, a, b, rng, count, spread=0.4, sag=(0.3, 1.2)):
@@ -1025,7 +1070,7 @@ class _UpwardScene:
             radius = rng.uniform(0.1, 0.35)
             top = self.canopy_height + rng.uniform(0.5, 6.0)
             self.cylinder(x, y, radius, top, bark * rng.uniform(0.7, 1.2), taper=rng.uniform(0.5, 0.85))
-            if roots < (14 if winter else 8):
+            if roots < (11 if winter else 8):
                 fork = top * (rng.uniform(0.45, 0.8) if winter else rng.uniform(0.7, 0.95))
                 self.bare_tree(x, y, fork, radius * 0.6, top * (1.6 if winter else 0.9), bark * 0.7,
                                max_segments=2500 if winter else 300, twigs=3 if winter else 0)
@@ -1094,7 +1139,7 @@ class _UpwardScene:
         """A forest canopy overhead: crowns seen from below with gaps; denser towards the horizon."""
         rng = self.rng
         span = np.float32(4.6)
-        crowns = _noise(rng, 384, 384, rng.uniform(10, 24), rng.uniform(10, 24), octaves=4, persistence=0.5)
+        crowns = _noise(rng, 384, 384, rng.uniform(10, 24), rng.uniform(10, 24), octaves=4)
         leaves = _noise(rng, 512, 512, 170, 170, octaves=2, persistence=0.6)
         q = _plane_radius(self.th)
         u = (q * self.sph / span + 1) * np.float32(191.5)
@@ -1143,10 +1188,12 @@ class _UpwardScene:
         if rng.random() < 0.12:  # lateral chromatic aberration: red and blue scaled about the centre
             k = rng.uniform(0.002, 0.006) * rng.choice([-1, 1])
             for channel, scale in ((0, 1 + k), (2, 1 - k)):
-                matrix = np.array([[scale, 0, (1 - scale) * circle.cx], [0, scale, (1 - scale) * circle.cy]],
+                cx, cy = circle.cx - 0.5, circle.cy - 0.5
+                matrix = np.array([[scale, 0, (1 - scale) * cx], [0, scale, (1 - scale) * cy]],
                                   np.float32)
-                image[..., channel] = cv2.warpAffine(np.ascontiguousarray(image[..., channel]), matrix, (w, h),
-                                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                image[..., channel] = cv2.warpAffine(np.ascontiguousarray(image[..., channel]), matrix,
+                                                     (w, h), flags=cv2.INTER_LINEAR,
+                                                     borderMode=cv2.BORDER_REPLICATE)
         sigma = rng.uniform(0.8, 3.5) * (2.0 if self.time == "night" else 1.0)
         # Sensor noise after demosaicing is a little blotchy: drawn at half size, then enlarged.
         grain = rng.standard_normal(((h + 1) // 2, (w + 1) // 2, 3), dtype=np.float32)
@@ -1155,7 +1202,8 @@ class _UpwardScene:
         image += np.float32(0.5)
         image = np.clip(image, 0, 255, out=image).astype(np.uint8)
         if rng.random() < 0.3:
-            ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 92))])
+            quality = [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 92))]
+            _, data = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), quality)
             image = np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
         return image
 
@@ -1174,7 +1222,8 @@ class _UpwardScene:
         dx, dy = xx[None, :] - np.float32(sx), yy[:, None] - np.float32(sy)
         d = np.sqrt(dx * dx + dy * dy)
         g = rng.uniform(0.04, 0.12)
-        flare = rng.uniform(0.6, 1.0) * np.exp(-((d / g) ** 2)) + rng.uniform(0.1, 0.3) * np.exp(-d / (3 * g))
+        flare = (rng.uniform(0.6, 1.0) * np.exp(-((d / g) ** 2))
+                 + rng.uniform(0.1, 0.3) * np.exp(-d / (3 * g)))
         if visible and rng.random() < 0.7:  # diffraction spikes
             rays = int(rng.choice([4, 6, 8]))
             start = rng.uniform(0, math.pi)
@@ -1194,7 +1243,8 @@ class _UpwardScene:
                 gx = self.circle.cx - 0.5 + k * sx * self.circle.radius
                 gy = self.circle.cy - 0.5 + k * sy * self.circle.radius
                 radius = int(max(2, rng.uniform(0.02, 0.12) * self.circle.radius))
-                tint = tuple(float(v) for v in _color(rng, (20, 40, 20), (90, 120, 140)) * rng.uniform(0.2, 0.6))
+                tint = _color(rng, (20, 40, 20), (90, 120, 140)) * rng.uniform(0.2, 0.6)
+                tint = tuple(float(v) for v in tint)
                 cv2.circle(ghosts, (int(gx), int(gy)), radius, tint, -1, cv2.LINE_AA)
             out = out + cv2.GaussianBlur(ghosts, (0, 0), 1.5)
         return out

@@ -58,6 +58,12 @@ import numpy as np
 from skyseg_tf import checks
 from skyseg_tf.hemisphere.lens import FisheyeLens, ImageCircle, polar_angles
 
+VIEW_LAYOUTS = ("zenith", "horizon")
+"""Values of :func:`panorama_views`'s ``layout``."""
+
+DEFAULT_PREDICTION_FOV = 100.0
+"""Field of view of the views :func:`predict_panorama` predicts (the ``"horizon"`` layout)."""
+
 DEFAULT_VIEW_FOV = 90.0
 """Horizontal field of view (degrees) of the default pinhole views."""
 
@@ -331,13 +337,75 @@ def _views(fov: float, size: tuple[int, int], overlap: float, min_latitude: floa
     return tuple(views)
 
 
+def _covers(views, lat_low: float, lat_high: float, overlap: float, step: float = 1.0) -> bool:
+    """Whether the views, each narrowed by ``overlap`` degrees, see every direction of the band."""
+    lat = np.radians(np.arange(lat_low, lat_high + 1e-9, step))
+    lon = np.radians(np.arange(-180.0, 180.0, step))
+    lat, lon = np.meshgrid(lat, lon, indexing="ij")
+    directions = np.stack([np.cos(lat) * np.sin(lon), np.sin(lat), np.cos(lat) * np.cos(lon)], axis=-1)
+    seen = np.zeros(lat.shape, bool)
+    for view in views:
+        x, y, z = np.moveaxis(directions @ view.basis().T, -1, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ax = np.where(z > 0, np.degrees(np.arctan(np.abs(x) / z)), np.inf)
+            ay = np.where(z > 0, np.degrees(np.arctan(np.abs(y) / z)), np.inf)
+        seen |= (ax <= (view.fov - overlap) / 2.0) & (ay <= (view.vertical_fov - overlap) / 2.0)
+    return bool(seen.all())
+
+
+@functools.lru_cache(maxsize=32)
+def _horizon_views(fov: float, size: tuple[int, int], overlap: float, min_latitude: float) -> tuple:
+    """Rings of views that each keep the horizon in frame: the top ring looks up so that its
+    (narrowed) upper edge passes the zenith; lower rings follow down to ``min_latitude``."""
+    vertical = PerspectiveView(0.0, 0.0, fov, size).vertical_fov
+    reach = (vertical - overlap) / 2.0  # half of the narrowed vertical field
+    if reach <= 2.5:
+        raise ValueError(f"overlap: received {overlap!r}; with fov={fov:g} the views are too narrow for the "
+                         "'horizon' layout; pass a smaller overlap or a wider fov.")
+    pitch = 92.5 - reach  # the narrowed top edge 2.5 degrees past the zenith
+    views: list = []
+    top = 90.0
+    while True:
+        # The narrowed bottom edge is lowest at its middle; the band each ring must close ends a
+        # little above it, and the next ring starts there.
+        bottom = max(pitch - 0.7 * reach, -90.0)
+        for count in range(3, 64):
+            offset = 180.0 / count if len(views) and len(views) % 2 else 0.0
+            ring = [PerspectiveView((offset + 360.0 * k / count + 180.0) % 360.0 - 180.0, pitch, fov, size)
+                    for k in range(count)]
+            if _covers(views + ring, max(bottom, min_latitude), top, overlap):
+                break
+        else:  # pragma: no cover - a ring of 63 views covers any band its field spans
+            raise RuntimeError(f"no ring covers latitudes {bottom:.1f}..{top:.1f}; please report the arguments.")
+        views += ring
+        if bottom <= min_latitude:
+            return tuple(views)
+        top = bottom
+        pitch = bottom - 0.6 * reach
+        if pitch - 0.7 * reach <= -90.0:  # the rest is a cap around the nadir: one view closes it
+            nadir = PerspectiveView(0.0, -90.0, fov, size)
+            if not _covers(views + [nadir], min_latitude, top, overlap):  # pragma: no cover - geometry
+                raise RuntimeError(f"no view covers latitudes {min_latitude:.1f}..{top:.1f}; please report the "
+                                   "arguments.")
+            return tuple(views + [nadir])
+
+
 def panorama_views(*, fov: float = DEFAULT_VIEW_FOV, size: int | Sequence[int] = DEFAULT_VIEW_SIZE,
                    overlap: float = DEFAULT_OVERLAP,
-                   min_latitude: float = DEFAULT_MIN_LATITUDE) -> list[PerspectiveView]:
+                   min_latitude: float = DEFAULT_MIN_LATITUDE, layout: str = "zenith") -> list[PerspectiveView]:
     """Overlapping pinhole views that together see every direction from the zenith down to
     ``min_latitude``.
 
-    One view looks at the zenith; rings of views at equal yaw steps follow downwards, their
+    ``layout="horizon"`` (what :func:`predict_panorama` uses): no view looks straight up; the top
+    ring is tilted up just enough to see past the zenith, and with a vertical field of view of at
+    least ``92.5 + overlap / 2`` degrees (:func:`predict_panorama`'s 100, with the default overlap
+    of 10) each of its views also sees the horizon, as a photo of a building taken from the street does.
+    A model trained on ordinary photos has never seen a photo of nothing but sky, and calls the
+    sky of a straight-up view "not sky". On a procedural
+    street panorama the default preset's sky view factor was 0.468 with a zenith view and 0.778
+    with these views (exact 0.777; ``examples/sky_view_factor.py``).
+
+    ``layout="zenith"``: one view looks at the zenith; rings of views at equal yaw steps follow downwards, their
     number, pitches and sizes chosen for the fewest views such that the rings would still cover
     every direction if each view's field were narrowed by ``overlap`` degrees; neighbouring
     views thus share at least about ``overlap`` degrees, where :func:`stitch_views` blends them. ``min_latitude=-90`` covers the whole sphere (a view at the
@@ -348,9 +416,11 @@ def panorama_views(*, fov: float = DEFAULT_VIEW_FOV, size: int | Sequence[int] =
         size: ``(height, width)`` of each view (one int for a square); sets the vertical field.
         overlap: Degrees shared by neighbouring views, ``0 <= overlap < half the narrower field``.
         min_latitude: Lowest latitude to cover, degrees in ``[-90, 90)`` (0 is the horizon).
+        layout: ``"zenith"`` or ``"horizon"`` (see above).
 
     Returns:
-        A list of :class:`PerspectiveView`, the zenith view first, then the rings downwards.
+        A list of :class:`PerspectiveView`, from the top ring (``"zenith"``: the zenith view)
+        downwards.
 
     Raises:
         ValueError: For an argument out of range (the message says which and why).
@@ -371,6 +441,9 @@ def panorama_views(*, fov: float = DEFAULT_VIEW_FOV, size: int | Sequence[int] =
     if not -90.0 <= low < 90.0:
         raise ValueError(f"min_latitude: received {min_latitude!r}; pass degrees in [-90, 90) "
                          "(0 is the horizon, -90 covers the whole sphere).")
+    checks.choice("layout", layout, VIEW_LAYOUTS)
+    if layout == "horizon":
+        return list(_horizon_views(fov, size, overlap_value, low))
     return list(_views(fov, size, overlap_value, low))
 
 
@@ -639,12 +712,14 @@ def default_view_size(panorama_width: int, fov: float = DEFAULT_VIEW_FOV) -> int
     return int(min(1024, max(64, 32 * round(_check_fov(fov) / 360.0 * width / 32))))
 
 
-def predict_panorama(model, panorama, *, fov: float = DEFAULT_VIEW_FOV, view_size: int | Sequence[int] | None = None,
-                     overlap: float = DEFAULT_OVERLAP, min_latitude: float = DEFAULT_MIN_LATITUDE,
-                     progress: bool = False, **predict_kwargs) -> np.ndarray:
+def predict_panorama(model, panorama, *, fov: float = DEFAULT_PREDICTION_FOV,
+                     view_size: int | Sequence[int] | None = None, overlap: float = DEFAULT_OVERLAP,
+                     min_latitude: float = DEFAULT_MIN_LATITUDE, layout: str = "horizon", progress: bool = False,
+                     **predict_kwargs) -> np.ndarray:
     """Sky probabilities of every pixel of an equirectangular panorama.
 
-    Renders the :func:`panorama_views`, predicts each with
+    Renders the :func:`panorama_views` (``layout="horizon"``: every view keeps the horizon in
+    frame, as the photos a sky model learns from do), predicts each with
     :func:`skyseg_tf.inference.predict_image` (at the model's own scale unless ``predict_kwargs``
     say otherwise) and blends the predictions back with :func:`stitch_views`.
 
@@ -658,6 +733,7 @@ def predict_panorama(model, panorama, *, fov: float = DEFAULT_VIEW_FOV, view_siz
             the panorama's width.
         overlap: Degrees shared by neighbouring views (see :func:`panorama_views`).
         min_latitude: Lowest latitude predicted; pixels below it are NaN (-90 for all).
+        layout: ``"horizon"`` or ``"zenith"`` (see :func:`panorama_views`).
         progress: Show a progress bar over the views.
         **predict_kwargs: Passed to ``predict_image`` (``mode``, ``input_size``, ``refine``...).
 
@@ -682,7 +758,7 @@ def predict_panorama(model, panorama, *, fov: float = DEFAULT_VIEW_FOV, view_siz
     rgb = as_rgb(panorama)
     fov = _check_fov(fov)
     size = checks.size_pair("view_size", view_size if view_size is not None else default_view_size(width, fov))
-    views = panorama_views(fov=fov, size=size, overlap=overlap, min_latitude=min_latitude)
+    views = panorama_views(fov=fov, size=size, overlap=overlap, min_latitude=min_latitude, layout=layout)
     checks.boolean("progress", progress)
     iterator = views
     if progress:

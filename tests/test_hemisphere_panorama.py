@@ -135,15 +135,15 @@ def test_view_wraps_across_the_seam_and_over_the_pole():
 # Round trips
 
 
-@pytest.mark.parametrize("view_size", [128, 192])
-def test_round_trip_maps_every_pixel_back_to_itself(view_size):
+@pytest.mark.parametrize("view_size, layout", [(128, "zenith"), (192, "zenith"), (128, "horizon")])
+def test_round_trip_maps_every_pixel_back_to_itself(view_size, layout):
     """Tolerances, in panorama pixels (180 / H degrees): angular distance between a pixel and
     where it comes back, median < 0.05 and max < 0.5 everywhere (the max is at the top row, whose
     neighbours across the pole are clamped to it); longitude error < 0.25 columns and row error
     < 0.5 rows away from the poles (|lat| < 80)."""
     height, width = 256, 512
     panorama = coordinate_panorama(height)
-    views = panorama_views(size=view_size)
+    views = panorama_views(size=view_size, layout=layout)
     back = stitch_views([panorama_to_view(panorama, v) for v in views], views, (height, width))
     lat, lon = grid(height)
     covered = ~np.isnan(back[..., 0])

@@ -241,7 +241,8 @@ def find_image_circle(image, *, threshold: float | None = None) -> ImageCircle:
         return _circumscribed(height, width)
     if not contours:
         raise ValueError(f"image: found no content differing from the surround colour {level.tolist()} by more than "
-                         f"{threshold:g} levels; pass a lower threshold, or give the image circle yourself.")
+                         f"{threshold:g} levels; pass a lower threshold, or give the image circle yourself "
+                         f"(predict_image(..., circle=(cx, cy, radius)), skyseg predict --circle CX,CY,RADIUS).")
     points = max(contours, key=cv2.contourArea).reshape(-1, 2)
     inner = (points[:, 0] > 0) & (points[:, 0] < width - 1) & (points[:, 1] > 0) & (points[:, 1] < height - 1)
     points = points[inner].astype(np.float64) + 0.5  # pixel centres in ImageCircle coordinates
@@ -256,8 +257,9 @@ def find_image_circle(image, *, threshold: float | None = None) -> ImageCircle:
         if not dark:
             return _circumscribed(height, width)
         raise ValueError(f"image: the region differing from the surround colour {level.tolist()} by more than "
-                         f"{threshold:g} levels is not a circle; pass another threshold, or give the image circle "
-                         "yourself.")
+                         f"{threshold:g} levels is not a circle (a dark rim of trees or buildings, or a night photo?); "
+                         "pass another threshold, or give the image circle yourself (predict_image(..., "
+                         "circle=(cx, cy, radius)), skyseg predict --circle CX,CY,RADIUS).")
     return ImageCircle(float(centre[0]), float(centre[1]), radius + EDGE_OFFSET)
 
 

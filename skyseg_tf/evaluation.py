@@ -41,7 +41,7 @@ import numpy as np
 
 from skyseg_tf.data.sources import renders_synthetic_without_size
 from skyseg_tf.inference import as_predictor, model_name, resize_probabilities
-from skyseg_tf.metrics import DEFAULT_THRESHOLD, FALSE_SKY_LEVELS, confusion_counts, default_metrics
+from skyseg_tf.metrics import DEFAULT_THRESHOLD, FALSE_SKY_LEVELS, confusion_counts, default_metrics, false_sky_figures
 from skyseg_tf.outputs import VOID_LABEL
 from skyseg_tf.presets import list_presets
 
@@ -220,16 +220,10 @@ def false_sky_summary(per_image: Sequence[dict]) -> dict:
         >>> summary["false_sky"], summary["over_1pct"], summary["over_5pct"]
         (0.01, 0.5, 0.0)
     """
-    shares = np.array([e["false_sky"] for e in per_image if e["false_sky"] is not None], float)
-    other = sum(e["other_pixels"] for e in per_image)
-    summary = {
-        "false_sky": sum(e["fp"] for e in per_image) / other if other else 0.0,
-        "photos": int(shares.size),
-        "photos_without_sky": sum(1 for e in per_image if e["sky_pixels"] == 0),
-    }
-    for level, key in zip(FALSE_SKY_LEVELS, ("over_1pct", "over_5pct")):
-        summary[key] = float(np.mean(shares > level)) if shares.size else 0.0
-    return summary
+    figures = false_sky_figures([e["fp"] for e in per_image], [e["other_pixels"] for e in per_image])
+    return {"false_sky": figures["false_sky"], "photos": figures["photos"],
+            "photos_without_sky": sum(1 for e in per_image if e["sky_pixels"] == 0),
+            "over_1pct": figures["over_1pct"], "over_5pct": figures["over_5pct"]}
 
 
 def _standard_mask(mask: np.ndarray) -> np.ndarray:

@@ -231,7 +231,10 @@ def export_saved_model(
     """Writes a SavedModel for TF Serving to ``out_dir/<version>/``.
 
     Signatures ``serving_default`` (float32 images) and ``serving_bytes`` (encoded image files)
-    are described in the module docstring. Written with ``keras.export.ExportArchive``.
+    are described in the module docstring. Written with ``keras.export.ExportArchive`` into a
+    hidden folder beside ``out_dir/<version>`` (``.<version>.<id>.partial``, which TF Serving does
+    not load), info file included, and renamed into place only when complete: a failure leaves
+    no partial folder, and an export it was to replace (``overwrite=True``) stays as it was.
 
     Args:
         model: A ``keras.Model`` or the path of a ``.keras`` file.
@@ -280,13 +283,11 @@ def export_saved_model(
         short_side = False
     served = preprocessing.Preprocessing("short_side" if short_side else "resize", tuple(size))
     target = pathlib.Path(out_dir) / str(int(version))
-    if target.exists() and any(target.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"{str(target)!r} already exists. Export another version (version={version + 1}) "
-                "or pass overwrite=True to replace it."
-            )
-        shutil.rmtree(target)
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"{str(target)!r} already exists. Export another version (version={version + 1}) "
+            "or pass overwrite=True to replace it."
+        )
     if optimize:
         from skyseg_tf.models.optimize import optimize_if_possible
 
@@ -308,21 +309,56 @@ def export_saved_model(
         input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)],
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    archive.write_out(str(target), verbose=False)
-    info = {
-        "model_name": model.name,
-        "image_size": list(size),
-        "preprocessing": served.to_dict(),
-        "stride": stride,
-        "threshold": float(threshold),
-        "optimized_for_inference": bool(optimize),
-        "signatures": {SERVING_DEFAULT: [IMAGES_INPUT, [PROBABILITY_OUTPUT]],
-                       SERVING_BYTES: [BYTES_INPUT, [PROBABILITY_OUTPUT, MASK_OUTPUT, SIZE_OUTPUT]]},
-        "skyseg_tf_version": _version(),
-    }
-    (target / INFO_FILE).parent.mkdir(parents=True, exist_ok=True)
-    (target / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    partial = _partial_path(target)
+    try:
+        archive.write_out(str(partial), verbose=False)
+        _write_info(partial, {
+            "model_name": model.name,
+            "image_size": list(size),
+            "preprocessing": served.to_dict(),
+            "stride": stride,
+            "threshold": float(threshold),
+            "optimized_for_inference": bool(optimize),
+            "signatures": {SERVING_DEFAULT: [IMAGES_INPUT, [PROBABILITY_OUTPUT]],
+                           SERVING_BYTES: [BYTES_INPUT, [PROBABILITY_OUTPUT, MASK_OUTPUT, SIZE_OUTPUT]]},
+            "skyseg_tf_version": _version(),
+        })
+        _replace_folder(partial, target)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)
     return target
+
+
+def _partial_path(final: pathlib.Path) -> pathlib.Path:
+    """A hidden sibling of ``final`` for writing it under; TF Serving only loads numeric names."""
+    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.partial")
+
+
+def _write_info(export_dir: pathlib.Path, info: dict) -> None:
+    path = export_dir / INFO_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info, indent=2) + "\n")
+
+
+def _replace_folder(source: pathlib.Path, target: pathlib.Path) -> None:
+    """Renames the complete folder ``source`` to ``target``, replacing an existing ``target``.
+
+    The old ``target`` is first renamed aside (and put back if the second rename fails), then
+    deleted: ``target`` is the old export or the new one, never a mix of both, and is absent
+    only between the two renames.
+    """
+    if not target.exists():
+        os.replace(source, target)
+        return
+    old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+    os.replace(target, old)
+    try:
+        os.replace(source, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _version() -> str:
@@ -341,10 +377,12 @@ def export_tflite(
 
     The signature is ``serving_default`` with input ``images`` and output ``sky_probability``.
     TFLite needs a fixed input size; resize images to it (``skyseg_tf.inference.resize_images``).
+    The file is written under a temporary name beside ``path`` and renamed into place when
+    complete, so a failure leaves no partial file and keeps an existing one.
 
     Args:
         model: A ``keras.Model`` or the path of a ``.keras`` file.
-        path: Output ``.tflite`` file.
+        path: Output ``.tflite`` file (replaced if it exists).
         image_size: ``(height, width)``, divisible by the model's stride. Default: the model's
             fixed input size, else ``skyseg_tf.inference.DEFAULT_INPUT_SIZE``.
         quantization: ``None`` (float32 weights) or ``"float16"`` (half-size file; weights in
@@ -394,7 +432,13 @@ def export_tflite(
             converter.target_spec.supported_types = [tf.float16]
         content = converter.convert()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
+    partial = _partial_path(path)
+    try:
+        partial.write_bytes(content)
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
     return path
 
 
@@ -728,7 +772,7 @@ def export_onnx(
                         f"[0, 255], H and W divisible by {model_stride(model)} -> {PROBABILITY_OUTPUT} "
                         "float32 [B, H, W, 1].")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    partial = _partial_path(path)
     try:
         onnx.save_model(proto, str(partial))
         if verify:
@@ -830,7 +874,10 @@ def check_onnx(model, onnx_path: str | os.PathLike, image_sizes: Sequence[Sequen
     with tempfile.TemporaryDirectory() as folder:
         data_path, out_path = os.path.join(folder, "in.npz"), os.path.join(folder, "out.npz")
         np.savez(data_path, **batches)
-        done = subprocess.run([sys.executable, "-c", _ONNX_RUNNER, str(onnx_path), data_path, out_path],
+        # The fresh process runs in the temporary folder: hand it an absolute path, or a relative
+        # one (``exported/model.onnx``) would be looked up there.
+        absolute = os.path.abspath(onnx_path)
+        done = subprocess.run([sys.executable, "-c", _ONNX_RUNNER, absolute, data_path, out_path],
                               capture_output=True, text=True, timeout=timeout, cwd=folder)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
         if done.returncode != 0 or not lines:

@@ -483,6 +483,33 @@ class BoundaryFScore(keras.metrics.Metric):
         }
 
 
+def false_sky_figures(false_positives, other_pixels) -> dict:
+    """False-sky figures of a set of photos from their per-photo counts.
+
+    Args:
+        false_positives: per photo, labelled non-sky pixels called sky.
+        other_pixels: per photo, labelled non-sky pixels.
+
+    Returns:
+        ``{"false_sky", "over_1pct", "over_5pct", "photos"}``: the pooled share of non-sky pixels
+        called sky, the share of photos (those with non-sky pixels) above each of
+        :data:`FALSE_SKY_LEVELS`, and how many photos those shares count.
+
+    Example:
+        >>> false_sky_figures([2, 0, 0], [100, 100, 0])
+        {'false_sky': 0.01, 'photos': 2, 'over_1pct': 0.5, 'over_5pct': 0.0}
+    """
+    fp = np.asarray(false_positives, np.float64).reshape(-1)
+    other = np.asarray(other_pixels, np.float64).reshape(-1)
+    counted = other > 0
+    shares = fp[counted] / other[counted]
+    total = float(other.sum())
+    figures = {"false_sky": float(fp.sum()) / total if total else 0.0, "photos": int(shares.size)}
+    for level, key in zip(FALSE_SKY_LEVELS, ("over_1pct", "over_5pct")):
+        figures[key] = float(np.mean(shares > level)) if shares.size else 0.0
+    return figures
+
+
 def confusion_counts(masks, probabilities, threshold=DEFAULT_THRESHOLD):
     """Per-image pixel counts ``{"tp", "fp", "fn", "tn"}`` (NumPy, shape ``(B,)`` each).
 
@@ -566,6 +593,7 @@ __all__ = [
     "SkyPrecision",
     "SkyRecall",
     "confusion_counts",
+    "false_sky_figures",
     "default_metrics",
     "sky_boundary",
 ]

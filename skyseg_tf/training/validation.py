@@ -32,7 +32,7 @@ import re
 import keras
 import numpy as np
 
-from skyseg_tf.metrics import DEFAULT_THRESHOLD, FALSE_SKY_LEVELS, confusion_counts
+from skyseg_tf.metrics import DEFAULT_THRESHOLD, confusion_counts, false_sky_figures
 from skyseg_tf.outputs import sky_probability
 
 LOWER_IS_BETTER = ("_loss", "_false_sky", "_over_1pct", "_over_5pct")
@@ -119,8 +119,8 @@ def source_figures(model, dataset, *, negative: bool, threshold: float = DEFAULT
         >>> figures["iou"], figures["false_sky"]
         (1.0, 0.0)
     """
-    tp = fp = fn = negatives_total = 0.0
-    per_photo, losses = [], []
+    tp = fp = fn = 0.0
+    photo_fp, photo_other, losses = [], [], []
     for batch in dataset:
         images, masks = batch[0], np.asarray(batch[1], np.float32)
         output = model.predict_on_batch(images)
@@ -131,15 +131,14 @@ def source_figures(model, dataset, *, negative: bool, threshold: float = DEFAULT
         tp += float(np.sum(counts["tp"]))
         fp += float(np.sum(counts["fp"]))
         fn += float(np.sum(counts["fn"]))
-        other_count = counts["fp"] + counts["tn"]
-        negatives_total += float(np.sum(other_count))
-        per_photo.extend((counts["fp"] / np.maximum(other_count, 1))[other_count > 0].tolist())
-    per_photo = np.asarray(per_photo)
+        photo_fp.extend(np.asarray(counts["fp"]).reshape(-1).tolist())
+        photo_other.extend(np.asarray(counts["fp"] + counts["tn"]).reshape(-1).tolist())
+    false_sky = false_sky_figures(photo_fp, photo_other)
     figures = {
-        "false_sky": fp / negatives_total if negatives_total else 0.0,
-        "over_1pct": float(np.mean(per_photo > FALSE_SKY_LEVELS[0])) if per_photo.size else 0.0,
-        "over_5pct": float(np.mean(per_photo > FALSE_SKY_LEVELS[1])) if per_photo.size else 0.0,
-        "images": int(per_photo.size),
+        "false_sky": false_sky["false_sky"],
+        "over_1pct": false_sky["over_1pct"],
+        "over_5pct": false_sky["over_5pct"],
+        "images": false_sky["photos"],
         "tp": tp, "fp": fp, "fn": fn,
     }
     if losses:

@@ -366,13 +366,35 @@ class _AtomicVideoWriter:
                 self.temporary.unlink()
 
 
+def _frame_as_uint8(frame, index: int) -> np.ndarray:
+    """A frame on the 0..255 scale as ``uint8``: integers kept, floats rounded; out of range raises."""
+    array = np.asarray(frame)
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise ValueError(
+            f"frames[{index}]: received dtype {array.dtype}; pass uint8, or integers or floats in "
+            "[0, 255] (a boolean mask as np.where(mask, 255, 0).astype(np.uint8))."
+        )
+    rounded = np.rint(array) if np.issubdtype(array.dtype, np.floating) else array
+    if array.size and not (rounded.min() >= 0 and rounded.max() <= 255):  # NaN fails too
+        raise ValueError(
+            f"frames[{index}]: received {array.dtype} values in [{array.min()}, {array.max()}]; pass "
+            "values in [0, 255] (floats in [0, 1]: multiply by 255 first)."
+        )
+    return rounded.astype(np.uint8)
+
+
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float, crf: int = OVERLAY_CRF) -> int:
     """Writes frames as an H.264 video; the file appears only when every frame is written.
 
     Args:
         path: The output file (``.mp4``, ``.mkv``, ``.mov``...).
-        frames: RGB ``uint8`` ``[H, W, 3]`` (or grey ``[H, W]``) arrays, all the same size,
-            consumed one at a time.
+        frames: RGB ``[H, W, 3]`` (or grey ``[H, W]``) arrays, all the same size, consumed one
+            at a time: ``uint8``, or other integers or floats on the same ``0..255`` scale (as
+            :func:`skyseg_tf.inference.predict_image` takes images), rounded to the nearest
+            integer. Floats in ``[0, 1]`` must be multiplied by 255 first: a value that rounds
+            outside ``0..255`` (or NaN) is an error, not wrapped or clipped.
         fps: Frames per second.
         crf: x264 quality (0 lossless, 18 visually lossless, 23 ffmpeg's default).
 
@@ -381,6 +403,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
 
     Raises:
         VideoError: If ``frames`` is empty.
+        ValueError: If a frame is not numeric, or has values outside ``0..255``; nothing is
+            written then.
 
     Example:
         >>> import os, tempfile
@@ -389,8 +413,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
     """
     writer = _AtomicVideoWriter(path, fps, crf)
     try:
-        for frame in frames:
-            writer.append(np.asarray(frame, np.uint8))
+        for index, frame in enumerate(frames):
+            writer.append(_frame_as_uint8(frame, index))
         if not writer.frames:
             raise VideoError(f"frames: received no frames for {str(path)!r}; pass at least one.")
         writer.commit()

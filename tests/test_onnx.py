@@ -218,16 +218,19 @@ def test_argument_errors(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_export_onnx(tiny_model, tmp_path):
+def test_cli_export_onnx_with_a_relative_out_as_the_docs_write_it(tiny_model, tmp_path, monkeypatch):
+    """``skyseg export --onnx --out exported/`` (docs/export.md): the onnxruntime check, in a
+    fresh process with another working folder, must find the relative file (issue #21)."""
     from skyseg_tf.cli import main
 
-    model_path = tmp_path / "tiny.keras"
-    tiny_model.save(model_path)
-    out = tmp_path / "exported"
-    result = CliRunner().invoke(main, ["export", "--model", str(model_path), "--out", str(out), "--onnx"])
+    tiny_model.save(tmp_path / "tiny.keras")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["export", "--model", "tiny.keras", "--onnx", "--out", "exported/"])
     assert result.exit_code == 0, result.output
+    out = tmp_path / "exported"
     assert (out / "1" / "saved_model.pb").exists() and (out / "model.onnx").exists()
-    assert f"ONNX: {out / 'model.onnx'}" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["1", "model.onnx"]  # no partial file left
+    assert f"ONNX: {pathlib.Path('exported', 'model.onnx')}" in result.output
 
 
 @pytest.mark.slow

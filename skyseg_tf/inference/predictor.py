@@ -32,6 +32,10 @@ skyseg_tf model accepts multiples of 32."""
 SKY_PROBABILITY_KEY = "sky_probability"
 """Output name of the sky probability in exported SavedModels (read back by :func:`load_model`)."""
 
+PROBABILITY_TOLERANCE = 0.01
+"""How far outside ``[0, 1]`` an output taken as probabilities may go (float16 rounding) before
+:class:`SkyPredictor` refuses it as not probabilities (logits, or ``[0, 255]`` values)."""
+
 
 def _walk_layers(layer) -> Iterable:
     yield layer
@@ -93,9 +97,23 @@ class SkyPredictor:
     from SavedModels) to the sky probability, and compiles one ``tf.function`` per input shape
     (resizing and tiling keep the shapes few).
 
+    Whether the output holds logits is read from the model
+    (:func:`skyseg_tf.models.output_activation`). A model whose activation cannot be read (a
+    SavedModel, a plain callable, a last layer without an activation) is taken to output
+    probabilities, and every output read as probabilities is checked: values outside ``[0, 1]``
+    (by more than :data:`PROBABILITY_TOLERANCE`) raise a ``ValueError`` instead of being
+    clipped, since they are logits or another scale. Declare a callable's logits with
+    ``model.activation = "linear"``.
+
     Args:
         model: A ``keras.Model``, a ``keras.layers.TFSMLayer`` or any callable from a float32
-            batch ``[B, H, W, 3]`` in ``[0, 255]`` to ``[B, H, W, 1 or 2]`` probabilities.
+            batch ``[B, H, W, 3]`` in ``[0, 255]`` to ``[B, H, W, 1 or 2]`` probabilities (or
+            logits, if the model says so), or to a dict holding them under ``"sky_probability"``.
+
+    Raises:
+        ValueError: (when called) If the images are not a ``[B, H, W, 3]`` batch, the model
+            returns a dict without ``"sky_probability"``, or outputs taken as probabilities
+            fall outside ``[0, 1]``.
 
     Example:
         >>> import numpy as np
@@ -121,13 +139,26 @@ class SkyPredictor:
         self._function = tf.function(self._predict, autograph=False)
 
     def _predict(self, images):
+        """The sky probability, and the lowest and highest output value (to check probabilities)."""
         outputs = self.model(images, training=False) if _takes_training(self.model) else self.model(images)
         if isinstance(outputs, dict):
-            outputs = outputs.get(SKY_PROBABILITY_KEY, next(iter(outputs.values())))
+            if SKY_PROBABILITY_KEY not in outputs:
+                raise ValueError(
+                    f"{self.name}: returned a dict with outputs {sorted(outputs)}, none named "
+                    f"{SKY_PROBABILITY_KEY!r}. Pass a model whose output is the sky probability "
+                    f"[B, H, W, 1 or 2], or a dict holding it under {SKY_PROBABILITY_KEY!r} (as "
+                    "skyseg_tf's SavedModel export does); wrap another model in a function that "
+                    "returns its sky output."
+                )
+            outputs = outputs[SKY_PROBABILITY_KEY]
         from skyseg_tf.models import output_activation  # runs once per traced shape
 
         from_logits = output_activation(self.model) is None
-        return tf.convert_to_tensor(sky_probability(outputs, from_logits=from_logits))[..., 0]
+        probability = tf.convert_to_tensor(sky_probability(outputs, from_logits=from_logits))[..., 0]
+        if from_logits:  # any value is a logit
+            return probability, tf.constant(0.0), tf.constant(1.0)
+        values = tf.cast(outputs, tf.float32)
+        return probability, tf.reduce_min(values), tf.reduce_max(values)
 
     def __call__(self, images) -> np.ndarray:
         images = tf.convert_to_tensor(images, tf.float32)
@@ -143,7 +174,20 @@ class SkyPredictor:
                 "rebuild the model with input_shape=(None, None, 3)."
             )
         padded = pad_to_multiple(images, self.stride)
-        return self._function(padded).numpy()[:, :height, :width]
+        probability, low, high = (value.numpy() for value in self._function(padded))
+        if not (low >= -PROBABILITY_TOLERANCE and high <= 1.0 + PROBABILITY_TOLERANCE):
+            from skyseg_tf.models import output_activation
+
+            raise ValueError(
+                f"{self.name}: its output is taken as probabilities (output activation "
+                f"{output_activation(self.model)!r}), but it holds values in [{low:.4g}, {high:.4g}], "
+                "outside [0, 1]. A model whose activation cannot be read (a SavedModel, a callable, a "
+                "last layer without an activation) is taken to output probabilities. If it outputs "
+                "logits, end the Keras model in a sigmoid (one channel) or softmax (two channels: "
+                "other, sky), or declare a callable's or SavedModel's logits with "
+                "`model.activation = 'linear'`."
+            )
+        return probability[:, :height, :width]
 
 
 def _takes_training(model) -> bool:
@@ -196,6 +240,7 @@ def as_predictor(model) -> SkyPredictor:
 
 __all__ = [
     "DEFAULT_STRIDE",
+    "PROBABILITY_TOLERANCE",
     "SKY_PROBABILITY_KEY",
     "SkyPredictor",
     "as_predictor",

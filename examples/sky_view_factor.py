@@ -92,6 +92,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fov", type=float, default=180.0, help="the fisheye lens's field of view, degrees")
     parser.add_argument("--model", default=None, help="a preset name or model file (default: the right preset)")
     parser.add_argument("--out", required=True, help="folder for the photos, polar plots and figures.json")
+    parser.add_argument("--figure", default=None,
+                        help="also write one picture of every photo beside its polar plot (docs/images/...)")
     args = parser.parse_args(argv)
     if args.photos and args.lens is None:
         parser.error("--lens: say whether your photos are fisheye photos or panoramas")
@@ -131,6 +133,22 @@ def main(argv=None) -> int:
         results[path] = entry
         exact_text = f"  (exact mask: {entry['exact_svf']:.3f})" if "exact_svf" in entry else ""
         print(f"{path}: SVF {entry['svf']:.3f}{exact_text}, canopy openness {entry['canopy_openness']:.3f}")
+    if args.figure:
+        rows = []
+        for path in jobs:
+            stem = os.path.splitext(os.path.basename(path))[0]
+            photo = Image.open(path).convert("RGB")
+            photo.thumbnail((1024, 512))
+            polar = Image.open(os.path.join(args.out, f"{stem}_polar.png")).convert("RGB").resize((512, 512))
+            row = Image.new("RGB", (photo.width + 512, 512), "white")
+            row.paste(photo, (0, (512 - photo.height) // 2))
+            row.paste(polar, (photo.width, 0))
+            rows.append(row)
+        sheet = Image.new("RGB", (max(r.width for r in rows), 512 * len(rows)), "white")
+        for index, row in enumerate(rows):
+            sheet.paste(row, (0, 512 * index))
+        sheet.save(args.figure)
+        print(f"figure: {args.figure}")
     with open(os.path.join(args.out, "figures.json"), "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=2)
     print(f"polar plots and figures.json in {args.out}")

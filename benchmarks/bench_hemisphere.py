@@ -82,6 +82,7 @@ def main(argv=None) -> int:
 
     from skyseg_tf import from_preset
     from skyseg_tf.hemisphere import hemisphere_figures, predict_hemisphere
+    from skyseg_tf.hemisphere.measure import whole_hemisphere
     from skyseg_tf.inference import predict_image
 
     results = {"machine": machine_info(), "sets": {}, "speed": {}}
@@ -111,10 +112,10 @@ def main(argv=None) -> int:
                 counts += [np.sum(sky & truth & valid), np.sum(sky & ~truth & valid), np.sum(~sky & truth & valid)]
                 if label.startswith("procedural"):
                     _, _, _, lens, circle = scenes[index]
-                    rings = int(min(90, circle.radius // 3))
-                    predicted = hemisphere_figures(sky, circle, lens, rings=rings)["svf"] if lens.fov >= 180 else None
-                    exact = hemisphere_figures(truth, circle, lens, rings=rings)["svf"] if lens.fov >= 180 else None
-                    if predicted is not None:
+                    if whole_hemisphere(sky.shape, circle, lens):  # else no SVF can be measured
+                        rings = int(min(90, circle.radius // 3))
+                        predicted = hemisphere_figures(sky, circle, lens, rings=rings)["svf"]
+                        exact = hemisphere_figures(truth, circle, lens, rings=rings)["svf"]
                         svf_errors.append(abs(predicted - exact))
             entry[name] = {"photos": len(items), "iou": round(_iou(counts), 4)}
             if svf_errors:

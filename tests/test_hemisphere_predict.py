@@ -119,3 +119,14 @@ def test_cli_lens_mistakes_are_one_line(tiny_model_path, tmp_path):
     not_a_panorama = CliRunner().invoke(main, common + ["--lens", "panorama"])
     assert not_a_panorama.exit_code == 1 and "2:1" in not_a_panorama.output.replace("2 : 1", "2:1") or \
         "panorama" in not_a_panorama.output
+
+
+def test_a_photo_without_the_whole_hemisphere_gets_its_mask_but_no_svf():
+    photo, circle = _fisheye_photo(40, size=300, radius=140)
+    cropped = photo[40:260]  # the circle runs past the top and bottom of the frame
+    result = predict_hemisphere(brightness, cropped, circle=(circle.cx, circle.cy - 40, circle.radius))
+    assert result.probability.shape == cropped.shape[:2] and result.probability.max() > 0.9
+    assert result.figures["svf"] is None and "hemisphere" in result.figures["note"]
+    assert result.polar_plot(cropped).shape == (512, 512, 3)
+    narrow = predict_hemisphere(brightness, photo, circle=circle, fisheye_lens=FisheyeLens("equidistant", 150))
+    assert narrow.figures["svf"] is None

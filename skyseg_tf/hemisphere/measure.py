@@ -49,7 +49,10 @@ class HemispherePrediction:
             the photo's own map for a fisheye photo, the projected upper half for a panorama.
         circle: The image circle of ``fisheye``.
         lens: The lens of ``fisheye``.
-        figures: :func:`~skyseg_tf.hemisphere.sky_view.hemisphere_figures` of ``fisheye``.
+        figures: :func:`~skyseg_tf.hemisphere.sky_view.hemisphere_figures` of ``fisheye``; when
+            the photo does not hold the whole hemisphere (:func:`whole_hemisphere`: a full-frame
+            fisheye whose horizon runs past the frame, a lens under 180 degrees), the figures are
+            ``None`` and ``figures["note"]`` says why.
     """
 
     probability: np.ndarray
@@ -73,8 +76,10 @@ class HemispherePrediction:
             from skyseg_tf.hemisphere.panorama import panorama_to_fisheye
 
             photo, _ = panorama_to_fisheye(image, size=self.fisheye.shape[0], lens=self.lens)
+        svf = self.figures["svf"]
         return polar_plot(self.fisheye, self.circle, self.lens, threshold=threshold, photo=photo,
-                          title=f"SVF {self.figures['svf']:.3f}")
+                          title="SVF not measured (part of the hemisphere is not in the photo)" if svf is None
+                          else f"SVF {svf:.3f}")
 
 
 RECORD_FIELDS = ("svf", "canopy_openness", "gap_fraction_by_ring", "sky_fraction_by_sector", "circle", "lens")
@@ -149,11 +154,35 @@ def predict_hemisphere(model, image, *, lens: str = "fisheye", fisheye_lens: Fis
         fisheye, found_circle = panorama_to_fisheye(upper, size=checks.positive_int("fisheye_size", fisheye_size),
                                                     lens=fisheye_lens)
         fisheye = fisheye.astype(np.float32, copy=False)
-    # 90 one-degree rings, fewer for a small circle (every ring must hold pixels).
-    rings = int(min(DEFAULT_RINGS, max(1, found_circle.radius // 3)))
-    figures = hemisphere_figures(fisheye, found_circle, fisheye_lens, threshold=threshold, rings=rings,
-                                 gap_rings=min(DEFAULT_GAP_RINGS, rings))
+    if whole_hemisphere(fisheye.shape, found_circle, fisheye_lens):
+        # 90 one-degree rings, fewer for a small circle (every ring must hold pixels).
+        rings = int(min(DEFAULT_RINGS, max(1, found_circle.radius // 3)))
+        figures = hemisphere_figures(fisheye, found_circle, fisheye_lens, threshold=threshold, rings=rings,
+                                     gap_rings=min(DEFAULT_GAP_RINGS, rings))
+    else:
+        figures = {**{key: None for key in RECORD_FIELDS}, "circle": found_circle.to_dict(),
+                   "lens": fisheye_lens.to_dict(),
+                   "note": "the photo does not hold the whole sky hemisphere (its horizon circle runs past the "
+                           "frame, or the lens sees less than 180 degrees), so no sky view factor is measured"}
     return HemispherePrediction(probability, fisheye, found_circle, fisheye_lens, figures)
+
+
+def whole_hemisphere(shape, circle: ImageCircle, lens: FisheyeLens) -> bool:
+    """Whether a fisheye photo of ``shape`` holds the whole sky hemisphere (zenith 0 to 90 degrees).
+
+    Example:
+        >>> whole_hemisphere((100, 100), ImageCircle(50, 50, 50), FisheyeLens())
+        True
+        >>> whole_hemisphere((100, 100), ImageCircle(50, 50, 70), FisheyeLens())  # a full-frame fisheye
+        False
+    """
+    if lens.fov < 180.0:
+        return False
+    horizon = circle.radius * float(lens.radius(np.pi / 2))
+    height, width = int(shape[0]), int(shape[1])
+    slack = 0.5  # pixel centres
+    return (circle.cx - horizon >= -slack and circle.cy - horizon >= -slack
+            and circle.cx + horizon <= width + slack and circle.cy + horizon <= height + slack)
 
 
 def polar_plot(fisheye: np.ndarray, circle: ImageCircle, lens: FisheyeLens, *, threshold: float = DEFAULT_THRESHOLD,
@@ -214,4 +243,4 @@ def polar_plot(fisheye: np.ndarray, circle: ImageCircle, lens: FisheyeLens, *, t
 
 
 __all__ = ["DEFAULT_FISHEYE_SIZE", "HemispherePrediction", "LENSES", "RECORD_COLUMNS", "RECORD_FIELDS", "polar_plot",
-           "predict_hemisphere"]
+           "predict_hemisphere", "whole_hemisphere"]

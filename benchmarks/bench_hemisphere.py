@@ -12,7 +12,8 @@ set), so accuracy is measured on what can be labelled exactly, all held out from
   image circle (``skyseg_tf.data.lens_view.fisheye_view``, fixed seed).
 
 Each photo is predicted with ``predict_image``'s defaults (a fisheye preset finds the image circle
-itself; the default preset is run as it is) and scored at full resolution: dataset IoU, and for
+itself; a photo whose circle is not found counts as predicted "no sky" and is counted in
+``circle_not_found``; the default preset is run as it is) and scored at full resolution: dataset IoU, and for
 the procedural scenes (whose image circle holds a full hemisphere) the mean absolute error of the
 sky view factor against the exact mask's.
 
@@ -104,8 +105,13 @@ def main(argv=None) -> int:
         for name, model in models.items():
             counts = np.zeros(3)
             svf_errors = []
+            failures = 0
             for index, (_, image, mask) in enumerate(items):
-                probability = predict_image(model, image)
+                try:
+                    probability = predict_image(model, image)
+                except ValueError:  # no image circle found: the user gets no mask; scored as all "not sky"
+                    failures += 1
+                    probability = np.zeros(image.shape[:2], np.float32)
                 sky = probability >= 0.5
                 valid = mask != 2
                 truth = mask == 1
@@ -117,7 +123,7 @@ def main(argv=None) -> int:
                         predicted = hemisphere_figures(sky, circle, lens, rings=rings)["svf"]
                         exact = hemisphere_figures(truth, circle, lens, rings=rings)["svf"]
                         svf_errors.append(abs(predicted - exact))
-            entry[name] = {"photos": len(items), "iou": round(_iou(counts), 4)}
+            entry[name] = {"photos": len(items), "iou": round(_iou(counts), 4), "circle_not_found": failures}
             if svf_errors:
                 entry[name].update(svf_mean_abs_error=round(float(np.mean(svf_errors)), 4),
                                    svf_photos=len(svf_errors))

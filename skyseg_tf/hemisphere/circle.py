@@ -243,7 +243,12 @@ def find_image_circle(image, *, threshold: float | None = None) -> ImageCircle:
         raise ValueError(f"image: found no content differing from the surround colour {level.tolist()} by more than "
                          f"{threshold:g} levels; pass a lower threshold, or give the image circle yourself "
                          f"(predict_image(..., circle=(cx, cy, radius)), skyseg predict --circle CX,CY,RADIUS).")
-    points = max(contours, key=cv2.contourArea).reshape(-1, 2)
+    # The rim is the outline of the content's convex hull: dark content at the rim (tree crowns,
+    # unlit facades, a night sky) cuts notches into the content but not into its hull, whose
+    # vertices stay on the circle where the content reaches it.
+    largest = max(cv2.contourArea(contour) for contour in contours)
+    kept = [contour for contour in contours if cv2.contourArea(contour) >= 0.01 * largest]
+    points = cv2.convexHull(np.concatenate(kept)).reshape(-1, 2)
     inner = (points[:, 0] > 0) & (points[:, 0] < width - 1) & (points[:, 1] > 0) & (points[:, 1] < height - 1)
     points = points[inner].astype(np.float64) + 0.5  # pixel centres in ImageCircle coordinates
 

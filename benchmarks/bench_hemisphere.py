@@ -78,6 +78,8 @@ def main(argv=None) -> int:
     parser.add_argument("--num-scenes", type=int, default=100)
     parser.add_argument("--num-photos", type=int, default=0, help="photos per real set (0: the whole test part)")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--speed-only", action="store_true",
+                        help="measure speed only, keeping the accuracy figures already in --out")
     parser.add_argument("--out", default="benchmarks/results/hemisphere_lite0.json")
     args = parser.parse_args(argv)
 
@@ -87,8 +89,10 @@ def main(argv=None) -> int:
     from skyseg_tf.inference import predict_image
 
     results = {"machine": machine_info(), "sets": {}, "speed": {}}
+    if args.speed_only and pathlib.Path(args.out).is_file():
+        results["sets"] = json.loads(pathlib.Path(args.out).read_text())["sets"]
     models = {name: from_preset(name) for name in args.models}
-    scenes = list(_upward_scenes(args.num_scenes))
+    scenes = list(_upward_scenes(0 if args.speed_only else args.num_scenes))
     sets = {"procedural upward scenes (held-out seed)": [(n, i, m) for n, i, m, _, _ in scenes]}
     real = {
         "LabelMeFacade test through a fisheye lens": (SHARED / "labelmefacade" / "images",
@@ -98,9 +102,11 @@ def main(argv=None) -> int:
                                                 {"void_masks": str(SHARED / "msrc_v2" / "void")}),
     }
     for label, (images, masks, options) in real.items():
-        if images.is_dir():
+        if images.is_dir() and not args.speed_only:
             sets[label] = list(_real_views(label.split()[0].lower(), images, masks, options, args.num_photos))
     for label, items in sets.items():
+        if not items:
+            continue
         entry = {}
         for name, model in models.items():
             counts = np.zeros(3)
@@ -137,16 +143,23 @@ def main(argv=None) -> int:
         from skyseg_tf.data.synthetic_upward import render_upward_scene
         from skyseg_tf.hemisphere import ImageCircle
 
-        photo, _ = render_upward_scene(rng, 1000, 1000, circle=ImageCircle(500, 500, 480))
+        from skyseg_tf.hemisphere import find_image_circle
+
+        circle = ImageCircle(500, 500, 480)
+        photo, _ = render_upward_scene(rng, 1000, 1000, circle=circle, kind="street", time_of_day="day")
         model = models[fisheye_name]
-        predict_image(model, photo)
-        times = []
-        for _ in range(args.repeats):
-            started = time.perf_counter()
-            predict_image(model, photo)
-            times.append(time.perf_counter() - started)
-        results["speed"]["fisheye_1000x1000_to_mask_s"] = round(statistics.median(times), 4)
-        print("fisheye 1000x1000 -> mask:", results["speed"]["fisheye_1000x1000_to_mask_s"], "s", flush=True)
+        calls = {"fisheye_1000x1000_to_mask_s": lambda: predict_image(model, photo),  # the circle found
+                 "fisheye_1000x1000_to_mask_circle_given_s": lambda: predict_image(model, photo, circle=circle),
+                 "find_image_circle_1000x1000_s": lambda: find_image_circle(photo)}
+        for key, call in calls.items():
+            call()
+            times = []
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - started)
+            results["speed"][key] = round(statistics.median(times), 4)
+            print(key, results["speed"][key], "s", flush=True)
     if photo_name:
         panorama = rng.integers(0, 256, (1024, 2048, 3), dtype=np.uint8)
         panorama[:400] = (120, 170, 230)

@@ -26,6 +26,7 @@ import glob
 import json
 import os
 import pathlib
+import threading
 import time
 from typing import Sequence
 
@@ -351,28 +352,68 @@ POLAR_SUFFIX = "_polar.png"
 
 class _RecordWriter:
     """Writes one record per photo to predictions.jsonl and predictions.csv (header once):
-    appended to an earlier run's records (a resumed run), or replacing them (``fresh``)."""
+    appended to an earlier run's records (a resumed run), or replacing them (``fresh``).
+
+    Thread-safe: the writer threads record each photo as soon as its outputs are written, so a
+    photo has outputs and a record, or is predicted again when the run resumes."""
 
     def __init__(self, out_dir: pathlib.Path, fresh: bool = False, columns: Sequence[str] = RECORD_COLUMNS):
         self.jsonl_path = out_dir / RECORDS_JSONL
         self.csv_path = out_dir / RECORDS_CSV
         mode = "w" if fresh else "a"
         new_csv = fresh or not self.csv_path.exists() or self.csv_path.stat().st_size == 0
+        self._lock = threading.Lock()
         self._jsonl = open(self.jsonl_path, mode, encoding="utf-8")
         self._csv_file = open(self.csv_path, mode, encoding="utf-8", newline="")
+        if not fresh:  # a run killed mid-line left a line without its end: start on a new one
+            for handle, path in ((self._jsonl, self.jsonl_path), (self._csv_file, self.csv_path)):
+                if path.stat().st_size and not _ends_with_newline(path):
+                    handle.write("\n")
         self._csv = csv.DictWriter(self._csv_file, fieldnames=list(columns), extrasaction="ignore")
         if new_csv:
             self._csv.writeheader()
 
     def write(self, record: dict) -> None:
-        self._jsonl.write(json.dumps(record) + "\n")
-        self._csv.writerow(record)
-        self._jsonl.flush()
-        self._csv_file.flush()
+        with self._lock:
+            self._jsonl.write(json.dumps(record) + "\n")
+            self._csv.writerow(record)
+            self._jsonl.flush()
+            self._csv_file.flush()
 
     def close(self) -> None:
-        self._jsonl.close()
-        self._csv_file.close()
+        with self._lock:
+            self._jsonl.close()
+            self._csv_file.close()
+
+
+def _ends_with_newline(path: pathlib.Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def recorded_paths(out_dir: str | os.PathLike) -> set:
+    """Absolute paths of the photos ``out_dir/predictions.jsonl`` holds a record of (what a resumed
+    run skips); a line cut short by a killed run is ignored.
+
+    Example:
+        >>> import tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / RECORDS_JSONL).write_text('{"path": "a.jpg"}\n{"path": "b.j')
+        >>> sorted(os.path.basename(p) for p in recorded_paths(folder))
+        ['a.jpg']
+    """
+    path = pathlib.Path(out_dir) / RECORDS_JSONL
+    if not path.is_file():
+        return set()
+    paths = set()
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                paths.add(os.path.abspath(json.loads(line)["path"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return paths
 
 
 def _draft_size(predictor, mode, input_size, refine, save, tile_size):
@@ -451,9 +492,12 @@ def predict_paths(
         probability_bits: 8 or 16 (bits per pixel of the probability PNG).
         recursive: Also predict images in sub-folders of input folders.
         progress: Show a tqdm progress bar over the files.
-        overwrite: Predict photos whose outputs already exist again, and start the record files
-            afresh (default: leave those photos, and append to the records, so an interrupted run
-            resumes).
+        overwrite: Predict every photo again, and start the record files afresh. By default a
+            run resumes: photos with a record in ``predictions.jsonl`` are left as they are (with
+            ``records=False``: photos whose outputs all exist), and new records are appended.
+            Each record is written as soon as its photo's outputs are, so an interrupted run
+            (Ctrl-C, a crash) loses nothing and repeats nothing; queued photos are cancelled
+            on the way out.
         workers: Threads that decode photos ahead of the model and encode and write outputs
             behind it (``0``: one photo at a time, nothing overlapped).
         draft: Decode JPEGs at reduced scale (libjpeg DCT scaling) when no output needs
@@ -522,12 +566,18 @@ def predict_paths(
     out_dir = pathlib.Path(out_dir)
     summary = PredictionSummary(skipped=skipped)
     if not overwrite:
+        # A photo is done when it has its record (written right after its outputs); without
+        # records, when all its outputs exist.
+        recorded = recorded_paths(out_dir) if records else None
         todo = []
         for path, stem in items:
-            expected = list(output_paths(out_dir / stem, save).values())
-            if hemisphere:
-                expected.append(out_dir / f"{stem}{POLAR_SUFFIX}")
-            done = all(p.exists() for p in expected)
+            if recorded is not None:
+                done = os.path.abspath(path) in recorded
+            else:
+                expected = list(output_paths(out_dir / stem, save).values())
+                if hemisphere:
+                    expected.append(out_dir / f"{stem}{POLAR_SUFFIX}")
+                done = all(p.exists() for p in expected)
             (summary.existing.append(path) if done else todo.append((path, stem)))
         items = todo
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -574,6 +624,8 @@ def predict_paths(
             extra = result.record()
         record = {"path": str(path), "outputs": [str(p) for p in written], **facts, **extra,
                   "seconds": round(seconds + time.perf_counter() - started, 4)}
+        if recorder is not None:  # recorded as soon as its outputs are written (resume reads it)
+            recorder.write(record)
         return written, record
 
     def collect(path, future_or_result):
@@ -586,8 +638,6 @@ def predict_paths(
             summary.written += written
             summary.succeeded.append(path)
             summary.records.append({k: v for k, v in record.items() if k != "skyline"})
-            if recorder is not None:
-                recorder.write(record)
         if bar is not None:
             bar.update(1)
 
@@ -621,8 +671,9 @@ def _predict_overlapped(items, workers, draft_size, predict_one, finish, collect
     """Reads ahead with ``workers`` threads, predicts in this thread, writes behind with ``workers``
     threads; at most ``_PREFETCH * workers`` photos wait on each side."""
     depth = _PREFETCH * workers
-    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="skyseg-read") as readers, \
-            concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="skyseg-write") as writers:
+    readers = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="skyseg-read")
+    writers = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="skyseg-write")
+    try:
         reads = collections.deque()
         writes = collections.deque()
         queue = iter(items)
@@ -650,6 +701,11 @@ def _predict_overlapped(items, workers, draft_size, predict_one, finish, collect
                 collect(*writes.popleft())
         while writes:
             collect(*writes.popleft())
+    finally:
+        # On the way out (done, Ctrl-C or an unexpected error): reads and writes not started are
+        # cancelled; those running finish (a photo's outputs and record are written together).
+        readers.shutdown(wait=True, cancel_futures=True)
+        writers.shutdown(wait=True, cancel_futures=True)
 
 
 __all__ = [

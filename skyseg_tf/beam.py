@@ -53,6 +53,7 @@ import json
 import os
 import posixpath
 import shlex
+import shutil
 import tempfile
 import time
 from typing import Any, NamedTuple, Sequence
@@ -201,7 +202,12 @@ def load_model_source(model: str, optimize: bool = False):
     else:
         from skyseg_tf.inference import load_model
 
-        loaded = load_model(_local_copy(model))
+        local = _local_copy(model)
+        try:
+            loaded = load_model(local)
+        finally:  # the model is in memory now: no temporary copy is left behind
+            if local != model:
+                shutil.rmtree(os.path.dirname(local), ignore_errors=True)
     if optimize:
         from skyseg_tf.models.optimize import optimize_if_possible
 
@@ -282,23 +288,35 @@ class SkyModelHandler(ModelHandler):
 # ----------------------------------------------------------------------------- inputs
 
 
-def _output_stem(path: str, roots: Sequence[str], duplicates: frozenset) -> str | None:
-    """The output stem of a matched file (``None``: skip it), named as ``skyseg predict`` names it.
+def _output_stem(path: str, roots: Sequence[str], duplicates: frozenset,
+                 pattern_roots: Sequence[str] = ()) -> str | None:
+    """The output stem of a matched file (``None``: skip it), named as ``skyseg predict`` names it
+    (:func:`skyseg_tf.inference.files.collect_inputs`).
 
-    A file of an input folder keeps its path relative to the folder; any other file (given by
-    name or by a glob pattern) its file name. Both drop the suffix; stems that two inputs share
-    keep the file name whole (``a.jpg`` -> ``a.jpg_mask.png``). Hidden files are skipped, and in
-    folders the files without an image suffix.
+    A file of an input folder keeps its path relative to the folder, a file matched by a glob
+    pattern its path relative to the pattern's fixed part (``shots/**/*.jpg``: below ``shots/``),
+    any other file its file name. All drop the suffix; stems that two inputs share keep the file
+    name whole (``a.jpg`` -> ``a.jpg_mask.png``). Hidden files are skipped, and in folders the
+    files without an image suffix.
     """
-    root = max((r for r in roots if path.startswith(r)), key=len, default=None)
-    relative = path[len(root):] if root is not None else _basename(path)
     name = _basename(path)
-    if name.startswith(".") or (root is not None and os.path.splitext(name)[1].lower() not in PREDICT_EXTENSIONS):
+    folder = max((r for r in roots if path.startswith(r)), key=len, default=None)
+    if name.startswith(".") or (folder is not None and os.path.splitext(name)[1].lower() not in PREDICT_EXTENSIONS):
         return None
+    root = max((r for r in (*roots, *pattern_roots) if path.startswith(r)), key=len, default=None)
+    relative = path[len(root):].replace("\\", "/") if root is not None else name
     stem = os.path.splitext(relative)[0]
     if stem in duplicates:
         stem = relative[: len(relative) - len(name)] + name
     return stem
+
+
+def _pattern_root(pattern: str) -> str:
+    """The fixed part of a glob pattern, up to its last separator before the first wildcard."""
+    cut = min((pattern.index(c) for c in _GLOB_CHARACTERS if c in pattern), default=len(pattern))
+    head = pattern[:cut]
+    separator = max(head.rfind("/"), head.rfind(os.sep) if _is_local(pattern) else -1)
+    return head[: separator + 1]
 
 
 def _basename(path: str) -> str:
@@ -334,6 +352,7 @@ class Inputs(NamedTuple):
     duplicates: frozenset  # stems several photos share (they keep their whole file name)
     items: list  # (path, output stem) of every photo
     skipped: list  # hidden files, and the non-image files of the input folders
+    pattern_roots: list = []  # the fixed parts of the glob patterns (outputs keep the folders below)
 
 
 def list_inputs(inputs, recursive: bool = False) -> Inputs:
@@ -364,11 +383,12 @@ def list_inputs(inputs, recursive: bool = False) -> Inputs:
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = [os.fspath(entry) for entry in inputs]
-    patterns, roots = [], []
+    patterns, roots, pattern_roots = [], [], []
     for entry in inputs:
         _filesystem_of(entry)
         if _GLOB_CHARACTERS & set(entry) and not (_is_local(entry) and os.path.exists(entry)):
             patterns.append(entry)
+            pattern_roots.append(_pattern_root(entry))
         elif _is_folder(entry):
             root = _folder_root(entry)
             roots.append(root)
@@ -388,10 +408,11 @@ def list_inputs(inputs, recursive: bool = False) -> Inputs:
                 "(quote it so that the shell does not expand it)."
             )
         matched += [m.path for m in result.metadata_list]
-    stems = [_output_stem(path, roots, frozenset()) for path in matched]
+    stems = [_output_stem(path, roots, frozenset(), pattern_roots) for path in matched]
     counts = collections.Counter(stem for stem in stems if stem is not None)
     duplicates = frozenset(stem for stem, count in counts.items() if count > 1)
-    items = [(path, _output_stem(path, roots, duplicates)) for path, stem in zip(matched, stems) if stem is not None]
+    items = [(path, _output_stem(path, roots, duplicates, pattern_roots))
+             for path, stem in zip(matched, stems) if stem is not None]
     skipped = [path for path, stem in zip(matched, stems) if stem is None]
     clashes = sorted(stem for stem, count in collections.Counter(stem for _, stem in items).items() if count > 1)
     if clashes:
@@ -407,7 +428,7 @@ def list_inputs(inputs, recursive: bool = False) -> Inputs:
             + (f"; {len(skipped)} other file(s) were skipped" if skipped else "")
             + (". Pass recursive=True to search sub-folders." if not recursive else ".")
         )
-    return Inputs(patterns, roots, duplicates, items, skipped)
+    return Inputs(patterns, roots, duplicates, items, skipped, pattern_roots)
 
 
 def _check_out_dir(out_dir: str, items, save, overwrite: bool) -> None:
@@ -430,8 +451,8 @@ def _check_out_dir(out_dir: str, items, save, overwrite: bool) -> None:
 # ----------------------------------------------------------------------------- pipeline steps
 
 
-def _name_files(readable, roots, duplicates):
-    stem = _output_stem(readable.metadata.path, roots, duplicates)
+def _name_files(readable, roots, duplicates, pattern_roots=()):
+    stem = _output_stem(readable.metadata.path, roots, duplicates, pattern_roots)
     if stem is not None:
         yield stem, readable
 
@@ -454,21 +475,30 @@ def _write(result, out_dir, save, threshold, probability_bits, refined, has_sky_
     for kind, payload in render_outputs(photo.image, prediction.probability, save, threshold,
                                         probability_bits, refined).items():
         path = FileSystems.join(out_dir, photo.stem + OUTPUT_SUFFIXES[kind])
-        mime_type = _MIME_TYPES[os.path.splitext(path)[1]]
-        with FileSystems.create(path, mime_type=mime_type,
-                                compression_type=CompressionTypes.UNCOMPRESSED) as writer:
-            writer.write(payload)
+        _write_file(path, payload)
         written.append(path)
     facts = sky_facts(prediction.probability, threshold, has_sky_fraction)
     if prediction.hemisphere is not None:
         path = FileSystems.join(out_dir, photo.stem + POLAR_SUFFIX)
-        with FileSystems.create(path, mime_type="image/png", compression_type=CompressionTypes.UNCOMPRESSED) as writer:
-            writer.write(encode_image(".png", prediction.hemisphere.polar_plot(photo.image, threshold=threshold)))
+        _write_file(path, encode_image(".png", prediction.hemisphere.polar_plot(photo.image, threshold=threshold)))
         written.append(path)
         facts.update(prediction.hemisphere.record())
     beam.metrics.Metrics.counter(METRICS_NAMESPACE, "photos_predicted").inc()
     seconds = photo.seconds + prediction.seconds + time.perf_counter() - started
     return {"path": photo.path, "outputs": written, **facts, "seconds": round(seconds, 4)}
+
+
+def _write_file(path: str, payload: bytes) -> None:
+    """Writes under a hidden temporary name beside ``path``, then renames it into place (as
+    ``skyseg predict`` does): a reader never sees half an output."""
+    folder, name = path[: len(path) - len(_basename(path))], _basename(path)
+    partial = f"{folder}.{name}.partial"
+    with FileSystems.create(partial, mime_type=_MIME_TYPES[os.path.splitext(name)[1]],
+                            compression_type=CompressionTypes.UNCOMPRESSED) as writer:
+        writer.write(payload)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])  # a rerun with overwrite=True (rename does not replace everywhere)
+    FileSystems.rename([partial], [path])
 
 
 def _reason(error_info) -> str:
@@ -522,6 +552,7 @@ class PredictSky(beam.PTransform):
         out_dir: Output folder on any Beam filesystem.
         save, threshold, probability_bits, refined, has_sky_fraction: As in :func:`predict_pipeline`.
         roots: Input folders (their files keep their relative paths; non-images are skipped).
+        pattern_roots: The fixed parts of glob patterns (their files keep the folders below).
         duplicates: Output stems shared by several photos (they keep their full file name).
 
     Example:
@@ -533,12 +564,13 @@ class PredictSky(beam.PTransform):
     def __init__(self, handler: SkyModelHandler, out_dir: str, save: Sequence[str] = DEFAULT_SAVE,
                  threshold: float = DEFAULT_THRESHOLD, probability_bits: int = 8, refined: bool = False,
                  has_sky_fraction: float = DEFAULT_HAS_SKY_FRACTION, roots: Sequence[str] = (),
-                 duplicates: frozenset = frozenset()):
+                 duplicates: frozenset = frozenset(), pattern_roots: Sequence[str] = ()):
         super().__init__()
         self._handler = handler
         self._out_dir = out_dir
         self._write_args = (tuple(save), threshold, probability_bits, refined, has_sky_fraction)
         self._roots = tuple(roots)
+        self._pattern_roots = tuple(pattern_roots)
         self._duplicates = frozenset(duplicates)
 
     def expand(self, patterns):
@@ -547,7 +579,7 @@ class PredictSky(beam.PTransform):
             | "Match" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW_IF_WILDCARD)
             | "Spread" >> beam.Reshuffle()
             | "Open" >> fileio.ReadMatches(compression=CompressionTypes.UNCOMPRESSED)
-            | "Name" >> beam.FlatMap(_name_files, self._roots, self._duplicates)
+            | "Name" >> beam.FlatMap(_name_files, self._roots, self._duplicates, self._pattern_roots)
         )
         photos, read_failed = files | "Decode" >> beam.Map(_decode).with_exception_handling()
         predictions, inference_failed = photos | "Predict" >> RunInference(self._handler).with_exception_handling()
@@ -743,7 +775,7 @@ def predict_pipeline(
         pipeline
         | "Inputs" >> beam.Create(found.patterns)
         | "PredictSky" >> PredictSky(handler, out_dir, save, threshold, probability_bits, refine == "guided",
-                                     has_sky_fraction, found.roots, found.duplicates)
+                                     has_sky_fraction, found.roots, found.duplicates, found.pattern_roots)
     )
     _write_lines(records | "RecordJson" >> beam.Map(json.dumps), "WriteJsonl", paths[RECORDS_JSONL])
     _write_lines(records | "RecordCsv" >> beam.Map(_csv_line, columns), "WriteCsv", paths[RECORDS_CSV],

@@ -193,3 +193,54 @@ def test_lens_fisheye_writes_what_skyseg_predict_writes(tmp_path):
     assert header[-3:] == ["svf", "canopy_openness", "seconds"]
     with pytest.raises(ValueError, match="circle"):
         skybeam.predict_pipeline(str(folder), str(tmp_path / "x"), model=str(model_path), circle=(1, 2, 3))
+
+
+@pytest.mark.parametrize("pattern", ["photos/**/*.jpg", "photos/*/*.jpg", "photos/a/*.jpg", "{root}/photos/**/*.jpg"])
+def test_output_names_of_patterns_match_skyseg_predict(tmp_path, monkeypatch, pattern):
+    """One naming rule: a file matched by a glob pattern keeps the folders below the pattern's
+    fixed part, on Beam as in `skyseg predict` (Beam used to keep only the file name)."""
+    from skyseg_tf.inference.files import collect_inputs
+
+    monkeypatch.chdir(tmp_path)
+    for relative in ("photos/a/y.jpg", "photos/a/b/x.jpg", "photos/c/y.jpg", "photos/top.jpg"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / relative)
+    pattern = pattern.format(root=tmp_path)
+    local, _ = collect_inputs(pattern, recursive=True)
+    found = skybeam.list_inputs(pattern)
+    expected = {os.path.abspath(path): stem.as_posix() for path, stem in local}
+    named = {os.path.abspath(path): stem for path, stem in found.items}
+    # Beam's '**' needs at least one folder ('photos/top.jpg' is not matched); Python's glob does
+    # not: the names of the photos both match are the same.
+    common = set(expected) & set(named)
+    assert len(common) >= min(2, len(expected)) and set(named) <= set(expected)
+    assert {path: named[path] for path in common} == {path: expected[path] for path in common}
+    assert any("/" in named[path] for path in common) == ("*/" in pattern)
+
+
+def test_outputs_are_renamed_into_place_leaving_no_partial_files(runs):
+    _, out, _, _ = runs
+    assert not [p.name for p in out.rglob(".*")]  # every output was written whole, then renamed
+
+
+def test_a_remote_model_copy_is_removed_once_loaded(tmp_path, monkeypatch):
+    """Workers copy a remote model to a temporary folder; it is gone once the model is loaded."""
+    import skyseg_tf
+
+    model_path = tmp_path / "m.keras"
+    skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None).save(str(model_path))
+    copies = []
+    real_copy = skybeam._local_copy
+
+    def as_if_remote(path):
+        target = os.path.join(str(tmp_path / "copy"), "m.keras")
+        os.makedirs(os.path.dirname(target))
+        with open(path, "rb") as source, open(target, "wb") as copy:
+            copy.write(source.read())
+        copies.append(target)
+        return target
+
+    monkeypatch.setattr(skybeam, "_local_copy", as_if_remote)
+    model = skybeam.load_model_source(str(model_path))
+    assert model is not None and copies and not os.path.exists(os.path.dirname(copies[0]))
+    assert real_copy(str(model_path)) == str(model_path)  # a local model is read where it is

@@ -48,3 +48,23 @@ def run_python(code, env=None, timeout=300):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+TINY_DECODER = (8, 8, 8, 8, 8)
+"""Decoder widths of the tiny random model the tests share."""
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A small random U-Net (MobileNetV3 encoder, no pretrained weights), fresh for each test module."""
+    import skyseg_tf
+
+    return skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None, decoder_filters=TINY_DECODER)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tiny_model, tmp_path_factory):
+    """:func:`tiny_model` saved as a ``.keras`` file (what the CLI and workers load)."""
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_model.save(str(path))
+    return path

@@ -9,13 +9,6 @@ import skyseg_tf
 from skyseg_tf.cli import main
 
 
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None).save(str(path))
-    return path
-
-
 def test_models_lists_the_registry_then_the_presets():
     result = CliRunner().invoke(main, ["models"])
     assert result.exit_code == 0

@@ -34,14 +34,6 @@ def scene(height, width, seed):
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
-    import skyseg_tf
-
-    return skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None,
-                                 decoder_filters=(8, 8, 8, 8, 8))
-
-
-@pytest.fixture(scope="module")
 def exported(tiny_model, tmp_path_factory):
     model = tiny_model
     base = tmp_path_factory.mktemp("export") / "export"

@@ -79,15 +79,6 @@ def test_polar_plot_shows_sky_inside_the_circle_only():
     assert tuple(plot[2, 2]) == (255, 255, 255)  # outside
 
 
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory):
-    import skyseg_tf
-
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None).save(str(path))
-    return path
-
-
 def test_cli_predict_lens_fisheye_writes_polar_plot_and_svf_records(tiny_model_path, tmp_path):
     from skyseg_tf.cli import main
 
@@ -99,7 +90,14 @@ def test_cli_predict_lens_fisheye_writes_polar_plot_and_svf_records(tiny_model_p
     assert result.exit_code == 0, result.output
     assert Image.open(out / "up_polar.png").size == (512, 512)
     record = json.loads((out / "predictions.jsonl").read_text().splitlines()[0])
-    assert 0.0 <= record["svf"] <= 1.0 and len(record["gap_fraction_by_ring"]) == 9
+    assert len(record["gap_fraction_by_ring"]) == 9
+    # The record's SVF is the written mask's, measured on the recorded circle.
+    from skyseg_tf.hemisphere import hemisphere_figures
+
+    written = np.asarray(Image.open(out / "up_mask.png")) > 127
+    circle = ImageCircle.from_dict(record["circle"])
+    expected = hemisphere_figures(written, circle, FisheyeLens(), rings=int(min(90, circle.radius // 3)))
+    assert record["svf"] == pytest.approx(expected["svf"], abs=1e-9)
     assert record["circle"]["radius"] == pytest.approx(70, abs=2)
     header = (out / "predictions.csv").read_text().splitlines()[0].split(",")
     assert "svf" in header and "canopy_openness" in header

@@ -81,14 +81,6 @@ class IncompleteGamma(keras.layers.Layer):
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
-    import skyseg_tf
-
-    return skyseg_tf.build_model("unet_mobilenet_v3_large", encoder_weights=None,
-                                 decoder_filters=(8, 8, 8, 8, 8))
-
-
-@pytest.fixture(scope="module")
 def exported(tiny_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
     return tiny_model, export.export_onnx(tiny_model, path, verify=False)

@@ -1,4 +1,5 @@
-"""Defects found in review (issue 12), each with a test that failed before its fix."""
+"""predict_image and predict_paths options: one compiled predictor per model, bad options refused
+before any file is read, refinement options passed through."""
 
 import numpy as np
 import pytest

@@ -128,3 +128,12 @@ def test_a_photo_without_the_whole_hemisphere_gets_its_mask_but_no_svf():
     assert result.polar_plot(cropped).shape == (512, 512, 3)
     narrow = predict_hemisphere(brightness, photo, circle=circle, fisheye_lens=FisheyeLens("equidistant", 150))
     assert narrow.figures["svf"] is None
+
+
+def test_panorama_takes_predict_image_options_with_the_same_names():
+    """predict_paths passes predict_image's options (tile overlap in pixels among them) to panoramas."""
+    panorama = np.full((64, 128, 3), 60, np.uint8)
+    panorama[:24] = 245
+    result = predict_hemisphere(brightness, panorama, lens="panorama", fisheye_size=128, view_size=32,
+                                overlap=64, tile_size=512, mode="auto")
+    assert result.figures["svf"] > 0.5

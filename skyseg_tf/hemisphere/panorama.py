@@ -713,7 +713,7 @@ def default_view_size(panorama_width: int, fov: float = DEFAULT_VIEW_FOV) -> int
 
 
 def predict_panorama(model, panorama, *, fov: float = DEFAULT_PREDICTION_FOV,
-                     view_size: int | Sequence[int] | None = None, overlap: float = DEFAULT_OVERLAP,
+                     view_size: int | Sequence[int] | None = None, view_overlap: float = DEFAULT_OVERLAP,
                      min_latitude: float = DEFAULT_MIN_LATITUDE, layout: str = "horizon", progress: bool = False,
                      **predict_kwargs) -> np.ndarray:
     """Sky probabilities of every pixel of an equirectangular panorama.
@@ -731,7 +731,8 @@ def predict_panorama(model, panorama, *, fov: float = DEFAULT_PREDICTION_FOV,
         fov: Horizontal field of view of the views in degrees.
         view_size: Views' ``(height, width)`` or side; default :func:`default_view_size` of
             the panorama's width.
-        overlap: Degrees shared by neighbouring views (see :func:`panorama_views`).
+        view_overlap: Degrees shared by neighbouring views (:func:`panorama_views`'s ``overlap``;
+            ``predict_image``'s ``overlap``, pixels shared by tiles, goes in ``predict_kwargs``).
         min_latitude: Lowest latitude predicted; pixels below it are NaN (-90 for all).
         layout: ``"horizon"`` or ``"zenith"`` (see :func:`panorama_views`).
         progress: Show a progress bar over the views.
@@ -758,7 +759,7 @@ def predict_panorama(model, panorama, *, fov: float = DEFAULT_PREDICTION_FOV,
     rgb = as_rgb(panorama)
     fov = _check_fov(fov)
     size = checks.size_pair("view_size", view_size if view_size is not None else default_view_size(width, fov))
-    views = panorama_views(fov=fov, size=size, overlap=overlap, min_latitude=min_latitude, layout=layout)
+    views = panorama_views(fov=fov, size=size, overlap=view_overlap, min_latitude=min_latitude, layout=layout)
     checks.boolean("progress", progress)
     iterator = views
     if progress:

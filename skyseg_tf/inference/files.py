@@ -399,7 +399,8 @@ def recorded_paths(out_dir: str | os.PathLike) -> set:
     Example:
         >>> import tempfile
         >>> folder = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = (folder / RECORDS_JSONL).write_text('{"path": "a.jpg"}\n{"path": "b.j')
+        >>> lines = ['{"path": "a.jpg"}', '{"path": "b.j']  # the second cut short
+        >>> _ = (folder / RECORDS_JSONL).write_text(chr(10).join(lines))
         >>> sorted(os.path.basename(p) for p in recorded_paths(folder))
         ['a.jpg']
     """

@@ -49,7 +49,7 @@ def list_presets(pattern: str = "*") -> list[str]:
 
     Example:
         >>> list_presets("sky_*")
-        ['sky_unet_efficientnet_lite0', 'sky_unet_efficientnet_lite0_streets', 'sky_unet_mobilenet_v3']
+        ['sky_unet_efficientnet_lite0', 'sky_unet_efficientnet_lite0_fisheye', 'sky_unet_efficientnet_lite0_streets', 'sky_unet_mobilenet_v3']
     """
     names = sorted(p.name for p in _ROOT.iterdir() if (p / PRESET_FILE).is_file())
     return [name for name in names if fnmatch.fnmatch(name, pattern)]

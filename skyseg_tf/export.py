@@ -281,7 +281,8 @@ def export_saved_model(
     else:
         size = _working_size(model, image_size)
         short_side = False
-    served = preprocessing.Preprocessing("short_side" if short_side else "resize", tuple(size))
+    served = preprocessing.Preprocessing("short_side" if short_side else "resize", tuple(size),
+                                         recorded.view if recorded is not None else "photo")
     target = pathlib.Path(out_dir) / str(int(version))
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise FileExistsError(

@@ -142,3 +142,17 @@ def test_predict_image_rejects_a_circle_off_the_image():
         predict_image(as_predictor(_bright_everywhere), np.zeros((40, 40, 3), np.uint8), circle=(500, 500, 10))
     with pytest.raises(ValueError, match="circle"):
         predict_image(as_predictor(_bright_everywhere), np.zeros((40, 40, 3), np.uint8), circle="find")
+
+
+def test_a_saved_model_export_keeps_the_fisheye_view(tiny_model, tmp_path):
+    """`skyseg predict --model export/1` finds the image circle again for an exported fisheye model."""
+    from skyseg_tf import preprocessing
+    from skyseg_tf.export import export_saved_model
+    from skyseg_tf.inference import load_model
+
+    preprocessing.attach(tiny_model, Preprocessing("short_side", (64, 64), "fisheye"))
+    try:
+        folder = export_saved_model(tiny_model, tmp_path / "export")
+        assert preprocessing.get(load_model(str(folder))).view == "fisheye"
+    finally:
+        preprocessing.attach(tiny_model, None)

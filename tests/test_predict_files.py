@@ -102,7 +102,7 @@ def test_existing_outputs_are_kept_unless_overwrite(photos, tmp_path):
     again = predict_paths(model, photos, out, save=("mask",), progress=False)
     assert [p.name for p in again.succeeded] == ["p1.png"] and len(again.existing) == 2
     assert mask.read_bytes() == b"kept" and "--overwrite" in str(again)
-    assert len((out / "predictions.jsonl").read_text().splitlines()) == 4  # 3 + the resumed one
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 3  # one per photo: p1's old one dropped
     forced = predict_paths(model, photos, out, save=("mask",), progress=False, overwrite=True)
     assert len(forced.succeeded) == 3 and mask.read_bytes()[:4] == b"\x89PNG"
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 3  # a new run's records

@@ -100,3 +100,15 @@ def test_without_records_resume_goes_by_the_outputs(photos, tmp_path):
     predict_paths(brightness, photos, out, progress=False, records=False)
     summary = predict_paths(brightness, photos, out, progress=False, records=False)
     assert len(summary.existing) == NUM_PHOTOS and not summary.succeeded
+
+
+def test_a_recorded_photo_whose_outputs_are_gone_is_predicted_again_and_recorded_once(photos, tmp_path):
+    out = tmp_path / "out"
+    predict_paths(brightness, photos, out, progress=False)
+    (out / "p03_mask.png").unlink()
+    summary = predict_paths(brightness, photos, out, progress=False)
+    assert [p.name for p in summary.succeeded] == ["p03.png"]
+    paths = _records(out)
+    assert len(paths) == NUM_PHOTOS and len(set(paths)) == NUM_PHOTOS
+    rows = (out / RECORDS_CSV).read_text().splitlines()
+    assert len(rows) == 1 + NUM_PHOTOS and sum("p03.png" in row for row in rows) == 1

@@ -23,6 +23,7 @@ import concurrent.futures
 import csv
 import dataclasses
 import glob
+import io
 import json
 import os
 import pathlib
@@ -357,9 +358,12 @@ class _RecordWriter:
     Thread-safe: the writer threads record each photo as soon as its outputs are written, so a
     photo has outputs and a record, or is predicted again when the run resumes."""
 
-    def __init__(self, out_dir: pathlib.Path, fresh: bool = False, columns: Sequence[str] = RECORD_COLUMNS):
+    def __init__(self, out_dir: pathlib.Path, fresh: bool = False, columns: Sequence[str] = RECORD_COLUMNS,
+                 drop: set = frozenset()):
         self.jsonl_path = out_dir / RECORDS_JSONL
         self.csv_path = out_dir / RECORDS_CSV
+        if drop and not fresh:
+            self._drop(drop)
         mode = "w" if fresh else "a"
         new_csv = fresh or not self.csv_path.exists() or self.csv_path.stat().st_size == 0
         self._lock = threading.Lock()
@@ -372,6 +376,31 @@ class _RecordWriter:
         self._csv = csv.DictWriter(self._csv_file, fieldnames=list(columns), extrasaction="ignore")
         if new_csv:
             self._csv.writeheader()
+
+    def _drop(self, paths: set) -> None:
+        """Rewrites both record files without the records of ``paths`` (absolute), atomically."""
+        def kept(path_value) -> bool:
+            return os.path.abspath(path_value) not in paths
+
+        if self.jsonl_path.is_file():
+            lines = []
+            for line in self.jsonl_path.read_text(encoding="utf-8").splitlines():
+                try:
+                    keep = kept(json.loads(line)["path"])
+                except (ValueError, KeyError, TypeError):
+                    keep = False  # a line cut short by a killed run
+                if keep:
+                    lines.append(line + "\n")
+            _write_atomically(self.jsonl_path, "".join(lines).encode("utf-8"))
+        if self.csv_path.is_file():
+            with open(self.csv_path, encoding="utf-8", newline="") as handle:
+                rows = list(csv.reader(handle))
+            if rows:
+                index = rows[0].index("path") if "path" in rows[0] else 0
+                buffer = io.StringIO()
+                csv.writer(buffer).writerows([rows[0]] + [row for row in rows[1:]
+                                                           if len(row) > index and kept(row[index])])
+                _write_atomically(self.csv_path, buffer.getvalue().encode("utf-8"))
 
     def write(self, record: dict) -> None:
         with self._lock:
@@ -567,20 +596,21 @@ def predict_paths(
     out_dir = pathlib.Path(out_dir)
     summary = PredictionSummary(skipped=skipped)
     if not overwrite:
-        # A photo is done when it has its record (written right after its outputs); without
-        # records, when all its outputs exist.
-        recorded = recorded_paths(out_dir) if records else None
+        # A photo is done when all its outputs exist and (with records) it has its record, which
+        # is written right after them. A recorded photo whose outputs are gone is predicted again,
+        # and its old record dropped.
+        recorded = recorded_paths(out_dir) if records else set()
         todo = []
         for path, stem in items:
-            if recorded is not None:
-                done = os.path.abspath(path) in recorded
-            else:
-                expected = list(output_paths(out_dir / stem, save).values())
-                if hemisphere:
-                    expected.append(out_dir / f"{stem}{POLAR_SUFFIX}")
-                done = all(p.exists() for p in expected)
+            expected = list(output_paths(out_dir / stem, save).values())
+            if hemisphere:
+                expected.append(out_dir / f"{stem}{POLAR_SUFFIX}")
+            done = all(p.exists() for p in expected) and (not records or os.path.abspath(path) in recorded)
             (summary.existing.append(path) if done else todo.append((path, stem)))
         items = todo
+        stale = recorded & {os.path.abspath(path) for path, _ in items}
+    else:
+        stale = set()
     out_dir.mkdir(parents=True, exist_ok=True)
     draft_size = _draft_size(predictor, mode, input_size, refine, save, tile_size) if draft else None
     options = dict(input_size=input_size, mode=mode, tile_size=tile_size, overlap=overlap, refine=refine,
@@ -588,7 +618,7 @@ def predict_paths(
     full_pixels = refine is not None or any(kind in FULL_RESOLUTION_KINDS for kind in save)
     failures = (ValueError, OSError, tf.errors.OpError, MemoryError, Image.DecompressionBombError)
     columns = record_columns(lens)
-    recorder = _RecordWriter(out_dir, fresh=overwrite, columns=columns) if records else None
+    recorder = _RecordWriter(out_dir, fresh=overwrite, columns=columns, drop=stale) if records else None
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -786,6 +786,17 @@ class _UpwardScene:
                  + np.clip(0.25 - field, 0, 0.25))
         self.paint(region, leaf * shade[..., None], box)
 
+    def tree(self, x, y, size, trunk, radius, stem_share, winter_radius, winter, leaf, bark):
+        """A street or park tree: a trunk of ``radius`` up to ``trunk + stem_share * size``; in winter
+        bare branches (from a trunk of ``winter_radius``), else a leafy crown of ``size`` over
+        branches."""
+        self.cylinder(x, y, radius, trunk + size * stem_share, bark)
+        if winter:
+            self.bare_tree(x, y, trunk, winter_radius, size * 2.5, bark * 0.8)
+        else:
+            self.crowns.append(((x, y, trunk + size - self.camera_height), size, leaf))
+            self.bare_tree(x, y, trunk, 0.2, size * 1.6, bark * 0.6, max_segments=150)
+
     def bare_tree(self, x, y, trunk_top, trunk_radius, reach, bark, max_segments=1500, twigs=0):
         """Leafless branches from a trunk's top, spreading over the sky.
 
@@ -936,12 +947,7 @@ class _UpwardScene:
             for y in np.arange(rng.uniform(-spacing, 0) - 30, 30, spacing):
                 size = rng.uniform(2.5, 5.0)
                 trunk = rng.uniform(2.5, 4.5)
-                self.cylinder(x, y, rng.uniform(0.12, 0.25), trunk + size * 0.6, bark)
-                if winter:
-                    self.bare_tree(x, y, trunk, 0.2, size * 2.5, bark * 0.8)
-                else:
-                    self.crowns.append(((x, y, trunk + size - self.camera_height), size, leaf))
-                    self.bare_tree(x, y, trunk, 0.2, size * 1.6, bark * 0.6, max_segments=150)
+                self.tree(x, y, size, trunk, rng.uniform(0.12, 0.25), 0.6, 0.2, winter, leaf, bark)
         if rng.random() < 0.6:  # poles with lamps and wires along one side
             side = rng.choice([-1, 1])
             x = (west + 0.6) if side < 0 else (east - 0.6)
@@ -1035,12 +1041,7 @@ class _UpwardScene:
             x, y = distance * math.sin(azimuth), distance * math.cos(azimuth)
             size = rng.uniform(2.5, 7.0)
             trunk = rng.uniform(2.0, 5.0)
-            self.cylinder(x, y, rng.uniform(0.12, 0.35), trunk + size * 0.5, bark)
-            if winter:
-                self.bare_tree(x, y, trunk, 0.3, size * 2.5, bark * 0.8)
-            else:
-                self.crowns.append(((x, y, trunk + size - self.camera_height), size, leaf))
-                self.bare_tree(x, y, trunk, 0.2, size * 1.6, bark * 0.6, max_segments=150)
+            self.tree(x, y, size, trunk, rng.uniform(0.12, 0.35), 0.5, 0.3, winter, leaf, bark)
         for _ in range(int(rng.integers(0, 3))):
             azimuth = rng.uniform(0, 2 * math.pi)
             distance = rng.uniform(3, 20)

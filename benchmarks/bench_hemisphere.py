@@ -7,7 +7,7 @@ No hand-labelled upward fisheye photo is available to this project (the maintain
 set), so accuracy is measured on what can be labelled exactly, all held out from training:
 
 * **procedural upward scenes** of a seed no preset trained on (``synthetic_upward``), and
-* **real photos through a fisheye lens**: the test parts of LabelMeFacade and MSRC-v2 (read from
+* **real photos through a fisheye lens**: the test parts of LabelMeFacade, MSRC-v2 and the interiors (read from
   ``../shared/data``, never copied), each re-imaged once through a random fisheye lens, rotation and
   image circle (``skyseg_tf.data.lens_view.fisheye_view``, fixed seed).
 
@@ -55,8 +55,12 @@ def _upward_scenes(count, size=512):
 def _real_views(name, images, masks, options, limit):
     from skyseg_tf.data.folder import folder_dataset
     from skyseg_tf.data.lens_view import fisheye_view
+    from skyseg_tf.data.negatives import negatives_dataset
 
-    elements = folder_dataset(images_dir=str(images), masks_dir=str(masks), split="test", **options)
+    if masks is None:  # photos without sky: every pixel labelled "not sky"
+        elements = negatives_dataset(str(images), split="test", **options)
+    else:
+        elements = folder_dataset(images_dir=str(images), masks_dir=str(masks), split="test", **options)
     for index, element in enumerate(elements):
         if limit and index >= limit:
             break
@@ -78,6 +82,9 @@ def main(argv=None) -> int:
     parser.add_argument("--num-scenes", type=int, default=100)
     parser.add_argument("--num-photos", type=int, default=0, help="photos per real set (0: the whole test part)")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--sets", nargs="+", default=None,
+                        help="measure only the sets whose label starts with one of these words (e.g. interiors), "
+                             "keeping the other figures already in --out")
     parser.add_argument("--speed-only", action="store_true",
                         help="measure speed only, keeping the accuracy figures already in --out")
     parser.add_argument("--out", default="benchmarks/results/hemisphere_lite0.json")
@@ -87,12 +94,20 @@ def main(argv=None) -> int:
     from skyseg_tf.hemisphere import hemisphere_figures, predict_hemisphere
     from skyseg_tf.hemisphere.measure import whole_hemisphere
     from skyseg_tf.inference import predict_image
+    from skyseg_tf.metrics import false_sky_figures
 
     results = {"machine": machine_info(), "sets": {}, "speed": {}}
-    if args.speed_only and pathlib.Path(args.out).is_file():
-        results["sets"] = json.loads(pathlib.Path(args.out).read_text())["sets"]
+    if (args.speed_only or args.sets) and pathlib.Path(args.out).is_file():
+        previous = json.loads(pathlib.Path(args.out).read_text())
+        results["sets"] = previous["sets"]
+        if args.sets:
+            results["speed"] = previous.get("speed", {})
+
+    def wanted(label):
+        return not args.speed_only and (args.sets is None or any(label.lower().startswith(w.lower())
+                                                                  for w in args.sets))
     models = {name: from_preset(name) for name in args.models}
-    scenes = list(_upward_scenes(0 if args.speed_only else args.num_scenes))
+    scenes = list(_upward_scenes(args.num_scenes if wanted("procedural") else 0))
     sets = {"procedural upward scenes (held-out seed)": [(n, i, m) for n, i, m, _, _ in scenes]}
     real = {
         "LabelMeFacade test through a fisheye lens": (SHARED / "labelmefacade" / "images",
@@ -100,9 +115,11 @@ def main(argv=None) -> int:
                                                       {"sky_color": [0, 128, 128]}),
         "MSRC-v2 test through a fisheye lens": (SHARED / "msrc_v2" / "images", SHARED / "msrc_v2" / "masks",
                                                 {"void_masks": str(SHARED / "msrc_v2" / "void")}),
+        "interiors test through a fisheye lens": (SHARED / "houses_indoor" / "images", None,
+                                                  {"split_group": "^([^_]+)_", "window_policy": "none"}),
     }
     for label, (images, masks, options) in real.items():
-        if images.is_dir() and not args.speed_only:
+        if images.is_dir() and wanted(label):
             sets[label] = list(_real_views(label.split()[0].lower(), images, masks, options, args.num_photos))
     for label, items in sets.items():
         if not items:
@@ -112,6 +129,7 @@ def main(argv=None) -> int:
             counts = np.zeros(3)
             svf_errors = []
             failures = 0
+            photo_fp, photo_other = [], []
             for index, (_, image, mask) in enumerate(items):
                 try:
                     probability = predict_image(model, image)
@@ -122,6 +140,8 @@ def main(argv=None) -> int:
                 valid = mask != 2
                 truth = mask == 1
                 counts += [np.sum(sky & truth & valid), np.sum(sky & ~truth & valid), np.sum(~sky & truth & valid)]
+                photo_fp.append(np.sum(sky & ~truth & valid))
+                photo_other.append(np.sum(~truth & valid))
                 if label.startswith("procedural"):
                     _, _, _, lens, circle = scenes[index]
                     if whole_hemisphere(sky.shape, circle, lens):  # else no SVF can be measured
@@ -129,7 +149,12 @@ def main(argv=None) -> int:
                         predicted = hemisphere_figures(sky, circle, lens, rings=rings)["svf"]
                         exact = hemisphere_figures(truth, circle, lens, rings=rings)["svf"]
                         svf_errors.append(abs(predicted - exact))
-            entry[name] = {"photos": len(items), "iou": round(_iou(counts), 4), "circle_not_found": failures}
+            entry[name] = {"photos": len(items), "circle_not_found": failures}
+            if counts[0] + counts[2] > 0:  # a set with sky
+                entry[name]["iou"] = round(_iou(counts), 4)
+            else:  # photos without sky: how much is called sky (inside and outside the circle)
+                figures = false_sky_figures(photo_fp, photo_other)
+                entry[name].update({key: round(figures[key], 4) for key in ("false_sky", "over_1pct", "over_5pct")})
             if svf_errors:
                 entry[name].update(svf_mean_abs_error=round(float(np.mean(svf_errors)), 4),
                                    svf_photos=len(svf_errors))

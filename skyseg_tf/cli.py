@@ -14,6 +14,8 @@ import sys
 import click
 
 from skyseg_tf.data.negatives import WINDOW_POLICIES
+from skyseg_tf.hemisphere.lens import PROJECTIONS
+from skyseg_tf.hemisphere.measure import LENSES
 from skyseg_tf.inference.predict import MODES as PREDICT_MODES
 from skyseg_tf.inference.refine import REFINE_METHODS
 from skyseg_tf.presets import DEFAULT_PRESET
@@ -427,12 +429,12 @@ def _load_model_or_preset(model: str | None):
 @click.option("--lookahead", default=None, type=int,
               help="Videos: later frames each frame's smoothing may use (default: 8); 0 smooths over past "
                    "frames only.")
-@click.option("--lens", type=click.Choice(["photo", "fisheye", "panorama"]), default="photo", show_default=True,
+@click.option("--lens", type=click.Choice(LENSES), default="photo", show_default=True,
               help="fisheye: upward hemispherical photos (the model runs on each photo's image circle; default "
                    "model the preset sky_unet_efficientnet_lite0_fisheye); panorama: equirectangular 360-degree "
                    "panoramas (2:1). Both also write PHOTO_polar.png and add the sky view factor, canopy "
                    "openness and gap fractions to each record (docs/hemisphere.md).")
-@click.option("--projection", type=click.Choice(["equidistant", "equisolid", "stereographic", "orthographic"]),
+@click.option("--projection", type=click.Choice(PROJECTIONS),
               default="equidistant", show_default=True, help="The fisheye lens's projection (--lens fisheye), or "
                                                              "the one a panorama's sky is drawn with.")
 @click.option("--fov", default=180.0, show_default=True, type=float,

@@ -267,13 +267,11 @@ class SkyModelHandler(ModelHandler):
             if self._lens == "photo":
                 probability = predict_image(model, photo.image, **self._predict_options)
             else:
-                import numpy
-
                 from skyseg_tf.hemisphere import predict_hemisphere
 
                 hemisphere = predict_hemisphere(model, photo.image, **self._hemisphere_options,
                                                 **self._predict_options)
-                probability = numpy.nan_to_num(hemisphere.probability, nan=0.0)
+                probability = hemisphere.written_probability
             results.append(PredictionResult(
                 photo, Prediction(probability, time.perf_counter() - started, hemisphere), self._model))
         return results

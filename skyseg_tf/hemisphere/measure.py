@@ -61,6 +61,12 @@ class HemispherePrediction:
     lens: FisheyeLens
     figures: dict
 
+    @property
+    def written_probability(self) -> np.ndarray:
+        """:attr:`probability` as the outputs write it: pixels not predicted (a panorama's below
+        its lowest latitude, NaN) are 0."""
+        return np.nan_to_num(self.probability, nan=0.0)
+
     def record(self) -> dict:
         """The figures a per-photo record holds (``skyseg predict --lens``, Beam)."""
         return {key: self.figures[key] for key in RECORD_FIELDS}

@@ -643,7 +643,7 @@ def predict_paths(
         started = time.perf_counter()
         result = None
         if hemisphere:
-            result, probability = probability, np.nan_to_num(probability.probability, nan=0.0)
+            result, probability = probability, probability.written_probability
         written = write_outputs(image if full_pixels else None, probability, out_dir / stem, save,
                                 threshold, probability_bits, refined=refine == "guided")
         facts = sky_facts(probability, threshold, has_sky_fraction)
